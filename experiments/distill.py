@@ -1,0 +1,77 @@
+"""Distils a student from K teachers with the paper's method or a baseline.
+
+    # train 3 ResNet-32 teachers first, then distil ResNet-8 with P1+P2+P3 and β:
+    python experiments/distill.py --model=resnet8 --teacher_model=resnet32 \
+        --train_teachers=3 --method=ours --preset=fast \
+        --data_dir=../shared/data/cifar10-jpeg --workdir=runs/r32-r8-ours
+
+    # or from existing teacher checkpoints:
+    python experiments/distill.py --teachers=t0/model.keras,t1/model.keras,t2/model.keras ...
+
+Saves the student alone as <workdir>/student.keras (no teachers, no adapters),
+with config, history, TensorBoard logs, checkpoints and results.json.
+Methods: student, hinton, fsp, fsp_kl, rkd, sskd_svd, p1, p1_p2, ours.
+"""
+
+from absl import app, flags
+
+import common
+from common import FLAGS
+
+common.define_common_flags(default_model="resnet8")
+flags.DEFINE_string("teacher_model", "resnet32", "Registry name of the teachers' architecture.")
+flags.DEFINE_list("teachers", [], "Teacher checkpoint paths (.keras files or run directories).")
+flags.DEFINE_integer("train_teachers", 0, "Train K teachers first (seeds 0..K-1) in <workdir>/teachers.")
+flags.DEFINE_string("method", "ours", "Distillation method (see kdkeras.distill.METHODS).")
+# The paper's switches; None keeps the method's value.
+flags.DEFINE_string("cross_depth", None, "P1: Gram pairs up to this distance (1=FSP, 3=paper), "
+                    "or exact distances like '2' prefixed with '=' ('=2' is cross-two only).")
+flags.DEFINE_boolean("use_kl", None, "P2: the KL(p_T||p_S) term.")
+flags.DEFINE_float("temperature", None, "Softmax temperature of the KL term.")
+flags.DEFINE_float("gram_weight", None, "λ of the Gram loss (Eq. 4).")
+flags.DEFINE_enum("gram_reduction", None, ["mean", "sum"], "Gram loss reduction.")
+flags.DEFINE_enum("pool", None, ["avg", "max"], "Pooling of the larger map of a Gram pair.")
+flags.DEFINE_enum("beta_mode", None, ["paper", "inverted", "sseung0703", "off"], "β rule.")
+flags.DEFINE_enum("beta_terms", None, ["kl+feature", "feature"], "Terms forming ∇KD for β.")
+flags.DEFINE_integer("epoch_origin", None, "p = epoch + origin in β (0 or 1).")
+flags.DEFINE_enum("adapter_side", None, ["teacher", "student", "none"], "Where 1x1 adapters go.")
+
+_SWITCHES = ("use_kl", "temperature", "gram_weight", "gram_reduction", "pool", "beta_mode",
+             "beta_terms", "epoch_origin", "adapter_side")
+
+
+def parse_cross_depth(text):
+    if text is None:
+        return None
+    exact = text.startswith("=")
+    values = tuple(int(v) for v in text.lstrip("=").split(","))
+    return values if exact or len(values) > 1 else values[0]
+
+
+def main(argv):
+    del argv
+    from kdkeras.training.config import DistillRunConfig, resolve_config
+    from kdkeras.training.runs import distill_model
+
+    def run():
+        options = {n: getattr(FLAGS, n) for n in _SWITCHES if getattr(FLAGS, n) is not None}
+        depth = parse_cross_depth(FLAGS.cross_depth)
+        if depth is not None:
+            options["cross_depth"] = depth
+        dataset = common.infer_dataset(FLAGS.dataset, FLAGS.data_dir)
+        overrides = common.common_overrides()
+        overrides["workdir"] = overrides["workdir"] or (
+            f"runs/distill/{FLAGS.teacher_model}-{FLAGS.model}-{FLAGS.method}-s{FLAGS.seed}")
+        config = resolve_config(
+            DistillRunConfig, FLAGS.preset, dataset, teacher_model=FLAGS.teacher_model,
+            teachers=tuple(FLAGS.teachers), train_teachers=FLAGS.train_teachers,
+            method=FLAGS.method, distill_options=tuple(sorted(options.items())), **overrides)
+        results = distill_model(config)
+        print(f"{config.model} ({config.method}, K={len(results['teachers'])}): test accuracy "
+              f"{results['test_accuracy']:.4f} -> {config.workdir}/student.keras")
+
+    common.run_cli(run)
+
+
+if __name__ == "__main__":
+    app.run(main)

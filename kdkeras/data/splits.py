@@ -1,0 +1,142 @@
+"""`DatasetSplits`, the value every loader returns, and per-dataset normalisation stats."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+# Per-channel (R, G, B) mean and standard deviation of the training images, in [0, 1]
+# units, used by `make_input_pipeline` to normalise. The CIFAR values are the
+# population mean/std over every pixel of the official training set (the figures
+# torchvision users quote: CIFAR-10 (0.4914, 0.4822, 0.4465) / (0.2470, 0.2435,
+# 0.2616); the often-seen CIFAR-10 std (0.2023, 0.1994, 0.2010) is a mean of per-image
+# stds, not the dataset std). ImageNet64 uses the usual full-resolution ImageNet
+# statistics, which the 64x64 box-resized images match to about 0.01.
+NORMALIZATION: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
+    "cifar100": (
+        (0.5070751592371323, 0.48654887331495095, 0.4409178433670343),
+        (0.2673342858792401, 0.2564384629170883, 0.27615047132568404),
+    ),
+    "cifar10": (
+        (0.49139968, 0.48215841, 0.44653091),
+        (0.24703223, 0.24348513, 0.26158784),
+    ),
+    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    # Maps [0, 255] to about [-1, 1]; for synthetic data and unknown folders.
+    "unit": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+}
+NORMALIZATION["imagenet64"] = NORMALIZATION["imagenet"]
+
+
+def normalization_stats(
+    name: str,
+) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """Returns `(mean, std)` registered for `name` (a key of `NORMALIZATION`)."""
+    if name not in NORMALIZATION:
+        raise ValueError(
+            f"No normalisation statistics for {name!r}; known: {sorted(NORMALIZATION)}. "
+            f"Received: name={name!r}"
+        )
+    return NORMALIZATION[name]
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSplits:
+    """A train/test pair of unbatched datasets and what is known about them.
+
+    Attributes:
+      name: registry name, e.g. `"cifar100"`.
+      train, test: unbatched `tf.data.Dataset`s of `(image, label)`: `image` is a
+        `uint8` tensor of shape `image_shape` (H, W, 3), `label` an `int32` scalar
+        in `[0, num_classes)`.
+      num_classes, image_shape, num_train, num_test: as named.
+      class_names: `class_names[k]` names label `k`.
+      source: one line saying where the examples came from (path, format, checks).
+      mean, std: per-channel normalisation statistics in [0, 1] units (see
+        `NORMALIZATION`); pass them to `make_input_pipeline`.
+      train_labels, test_labels: all labels of each split in dataset order when the
+        loader knows them without reading the images (`None` otherwise); pass
+        them as `labels=` to `make_input_pipeline` to choose a subset without a
+        pass over the data.
+    """
+
+    name: str
+    train: tf.data.Dataset
+    test: tf.data.Dataset
+    num_classes: int
+    image_shape: tuple[int, int, int]
+    num_train: int
+    num_test: int
+    class_names: tuple[str, ...]
+    source: str
+    mean: tuple[float, float, float] = NORMALIZATION["unit"][0]
+    std: tuple[float, float, float] = NORMALIZATION["unit"][1]
+    train_labels: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
+    test_labels: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
+
+
+def channel_stats(
+    images: np.ndarray, chunk: int = 4096
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and (population) std of uint8 NHWC images, in [0, 1] units.
+
+    Accumulates sums and sums of squares in float64 chunk by chunk, so a 50,000
+    image array needs no float copy of itself.
+    """
+    channels = images.shape[-1]
+    total = np.zeros(channels)
+    total_sq = np.zeros(channels)
+    for start in range(0, len(images), chunk):
+        block = images[start : start + chunk].reshape(-1, channels).astype(np.float64)
+        total += block.sum(axis=0)
+        total_sq += np.square(block).sum(axis=0)
+    count = images.size // channels
+    mean = total / count
+    std = np.sqrt(np.maximum(total_sq / count - mean**2, 0.0))
+    return tuple(float(m) for m in mean / 255.0), tuple(float(s) for s in std / 255.0)
+
+
+def dataset_from_arrays(images: np.ndarray, labels: np.ndarray) -> tf.data.Dataset:
+    """An unbatched `(uint8 image, int32 label)` dataset over in-memory arrays."""
+    images = np.asarray(images)
+    if images.dtype != np.uint8:
+        raise ValueError(f"images must be uint8. Received: images.dtype={images.dtype}")
+    labels = np.asarray(labels).astype(np.int32)
+    return tf.data.Dataset.from_tensor_slices((images, labels))
+
+
+def splits_from_arrays(
+    name: str,
+    train: tuple[np.ndarray, np.ndarray],
+    test: tuple[np.ndarray, np.ndarray],
+    *,
+    num_classes: int,
+    class_names: Sequence[str],
+    source: str,
+    stats: str | None = "unit",
+) -> DatasetSplits:
+    """Builds `DatasetSplits` from `(images NHWC uint8, labels)` numpy pairs.
+
+    `stats` names an entry of `NORMALIZATION`; `None` computes the mean/std of
+    the training images (`channel_stats`).
+    """
+    (x_train, y_train), (x_test, y_test) = train, test
+    mean, std = channel_stats(x_train) if stats is None else normalization_stats(stats)
+    return DatasetSplits(
+        name=name,
+        train=dataset_from_arrays(x_train, y_train),
+        test=dataset_from_arrays(x_test, y_test),
+        num_classes=int(num_classes),
+        image_shape=tuple(int(d) for d in x_train.shape[1:]),
+        num_train=len(x_train),
+        num_test=len(x_test),
+        class_names=tuple(class_names),
+        source=source,
+        mean=mean,
+        std=std,
+        train_labels=np.asarray(y_train, np.int32),
+        test_labels=np.asarray(y_test, np.int32),
+    )

@@ -1,0 +1,288 @@
+"""The `Distiller`: one student, K frozen teachers, the paper's loss and β step.
+
+Chou, Chiu & Liao (2021) train the student with
+
+    L_total = CE + (1/K)·Σ_k KL(p_T,k ‖ p_S) + (1/K)·Σ_k L_KD,k           (Eq. 6)
+
+where L_KD,k is the cross-layer Gram loss (Eq. 4) against teacher k, and scale
+the distillation gradient by the sigmoid β of Sec. 3.4 (`kdkeras.distill.beta`).
+This class composes those terms (it computes none of them: `kdkeras.losses`
+does) and owns the gradient split. Every baseline of the paper is a
+`DistillConfig` of this same class (`kdkeras.distill.config.METHODS`).
+
+Why not `keras.distillation.Distiller`: Keras's built-in distiller sums its loss
+terms into one scalar and takes one gradient, so it cannot measure ‖∇CE‖ and
+‖∇KD‖ separately, which the β rule needs, and it holds a single teacher. Every
+kdkeras loss term is also offered as a `keras.distillation.DistillationLoss`
+(`kdkeras.losses.distillation_losses`) for users of the built-in class.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import keras
+from keras import ops
+
+from kdkeras import losses as kd_losses
+from kdkeras.distill.adapters import build_adapters, tap_channels
+from kdkeras.distill.beta import combine_gradients
+from kdkeras.distill.config import DistillConfig
+from kdkeras.models.taps import tap_names as default_tap_names
+from kdkeras.models.taps import tapped_model
+
+_LOG_TERMS = ("loss", "ce", "kl", "feature", "beta", "tau", "ce_grad_norm",
+              "kd_grad_norm", "kd_scale")
+
+
+def as_list(outputs) -> list:
+    """A tapped model's outputs as a list (Keras unwraps a one-element output list)."""
+    return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+
+
+def _num_classes(model: keras.Model) -> int:
+    return int(model.outputs[0].shape[-1])
+
+
+class _EpochCallback(keras.callbacks.Callback):
+    """Keeps the Distiller's epoch variable equal to the Keras epoch (read live under XLA)."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.epoch.assign(float(epoch))
+
+
+class Distiller(keras.Model):
+    """Distils K frozen teachers into one student.
+
+    Args:
+      student: a Keras functional model whose output is the logits.
+      teachers: K functional models of the same output size (frozen here: their
+        `trainable` is set to False and they always run in inference mode).
+      config: a `DistillConfig` (default: the paper's full method).
+      student_taps, teacher_taps: layer names of the feature maps the feature
+        losses use (default: the model's `tap_*` layers). Teacher and student
+        must have the same number of taps.
+      weight_decay: coupled L2 weight decay λ on every kernel: adds λ·W to the
+        gradient, as `tf.contrib` L2 regularisers in the TF1 code of the paper's
+        era and PyTorch's SGD `weight_decay` do. It sits outside the β rule
+        (neither CE nor KD), as in sseung0703's `op_util.py`.
+    """
+
+    def __init__(self, student: keras.Model, teachers: Sequence[keras.Model] = (),
+                 config: Optional[DistillConfig] = None, *,
+                 student_taps: Optional[Sequence[str]] = None,
+                 teacher_taps: Optional[Sequence[str]] = None,
+                 weight_decay: float = 1e-4, name: str = "distiller", **kwargs):
+        super().__init__(name=name, **kwargs)
+        config = config or DistillConfig()
+        teachers = list(teachers)
+        if weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0. Received: weight_decay={weight_decay}.")
+        if config.uses_teachers and not teachers:
+            raise ValueError(
+                f"Method {config.method!r} distils from teachers, but none were given. "
+                "Pass teachers=[...] or use method 'student'.")
+        n_classes = _num_classes(student)
+        for k, t in enumerate(teachers):
+            if _num_classes(t) != n_classes:
+                raise ValueError(
+                    f"Teacher {k} ({t.name}) predicts {_num_classes(t)} classes but the "
+                    f"student ({student.name}) predicts {n_classes}. They must match.")
+        self.config = config
+        self.weight_decay = float(weight_decay)
+        # Assigned first so that trainable_variables lists the student's variables
+        # before the adapters' (combine_gradients measures norms on the student).
+        self.student = student
+        self.teachers = teachers
+        for t in teachers:
+            t.trainable = False
+
+        needs_taps = config.feature_loss is not None
+        s_names = list(student_taps) if student_taps is not None else (
+            default_tap_names(student) if needs_taps else [])
+        t_names = list(teacher_taps) if teacher_taps is not None else None
+        if needs_taps and not s_names:
+            raise ValueError(
+                f"Feature loss {config.feature_loss!r} needs taps, and student {student.name!r} "
+                "has no 'tap_' layers. Pass student_taps=[layer names].")
+        # The tapped views share the models' layers; they are kept out of Keras's
+        # tracking so that no variable is listed (or saved) twice.
+        object.__setattr__(self, "_student_view", tapped_model(student, s_names))
+        views = []
+        for t in teachers:
+            names = t_names if t_names is not None else (default_tap_names(t) if needs_taps else [])
+            if len(names) != len(s_names):
+                raise ValueError(
+                    "Teacher and student must expose the same number of taps. Received: "
+                    f"{len(names)} taps for teacher {t.name!r} and {len(s_names)} for "
+                    f"student {student.name!r}.")
+            views.append(tapped_model(t, names))
+        object.__setattr__(self, "_teacher_views", views)
+        self.student_tap_names = s_names
+
+        # Adapters, one list per teacher; built here so the optimizer sees them.
+        self.adapters = []
+        self._adapter_index = []
+        for k, view in enumerate(views):
+            row = build_adapters(tap_channels(view), tap_channels(self._student_view),
+                                 side=config.adapter_side, always=config.always_adapt,
+                                 prefix=f"adapter_t{k}") if needs_taps else []
+            idx = []
+            for layer in row:
+                if layer is None:
+                    idx.append(None)
+                else:
+                    idx.append(len(self.adapters))
+                    self.adapters.append(layer)
+            self._adapter_index.append(idx)
+            if needs_taps and config.feature_loss in ("gram", "fsp"):
+                self._check_channels(k, view, idx)
+        self.pairs = (kd_losses.cross_layer_pairs(list(range(len(s_names))), config.cross_depth)
+                      if config.feature_loss in ("gram", "fsp") and len(s_names) > 1 else [])
+
+        self.epoch = keras.Variable(0.0, dtype="float32", trainable=False, name="epoch")
+        # A run without teachers logs only what it has (no β, τ or KD terms).
+        names = _LOG_TERMS if self.has_kd else ("loss", "ce", "ce_grad_norm")
+        self._trackers = {n: keras.metrics.Mean(name=n) for n in names}
+        self._accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+        self._num_student_vars = len(student.trainable_variables)
+        # Every sub-layer is built above; marking the Distiller built lets its
+        # weights (and the optimizer's) be saved and restored before a first step.
+        self.built = True
+
+    # --- construction helpers -------------------------------------------------
+    def _check_channels(self, k, view, idx):
+        t_ch, s_ch = tap_channels(view), tap_channels(self._student_view)
+        for i, (ct, cs) in enumerate(zip(t_ch, s_ch)):
+            if ct != cs and idx[i] is None:
+                raise ValueError(
+                    f"Tap {i + 1} has {ct} channels in teacher {k} and {cs} in the student, "
+                    "and adapter_side='none'. Use adapter_side='teacher' or 'student'.")
+
+    # --- Keras API --------------------------------------------------------------
+    @property
+    def metrics(self):
+        return list(self._trackers.values()) + [self._accuracy]
+
+    def call(self, x, training=False):
+        return self.student(x, training=training)
+
+    def fit(self, *args, callbacks=None, **kwargs):
+        callbacks = list(callbacks or [])
+        if not any(isinstance(c, _EpochCallback) for c in callbacks):
+            callbacks.insert(0, _EpochCallback())
+        return super().fit(*args, callbacks=callbacks, **kwargs)
+
+    # --- the loss terms (shared by every backend's train step) ------------------
+    def _adapt(self, k, t_feats, s_feats):
+        side = self.config.adapter_side
+        t_out, s_out = [], []
+        for i, (tf_, sf) in enumerate(zip(t_feats, s_feats)):
+            j = self._adapter_index[k][i]
+            if j is not None and side == "teacher":
+                tf_ = self.adapters[j](tf_)
+            elif j is not None and side == "student":
+                sf = self.adapters[j](sf)
+            t_out.append(tf_)
+            s_out.append(sf)
+        return t_out, s_out
+
+    def _feature_term(self, k, t_feats, s_feats):
+        c = self.config
+        t_feats, s_feats = self._adapt(k, t_feats, s_feats)
+        if c.feature_loss == "gram":
+            per_example = kd_losses.gram_loss(t_feats, s_feats, self.pairs, weight=c.gram_weight,
+                                              reduction=c.gram_reduction, pool=c.pool)
+        elif c.feature_loss == "fsp":
+            per_example = kd_losses.fsp_loss(t_feats, s_feats, self.pairs)
+        elif c.feature_loss == "rkd":
+            return kd_losses.rkd_loss(ops.mean(t_feats[-1], axis=(1, 2)),
+                                      ops.mean(s_feats[-1], axis=(1, 2)),
+                                      distance_weight=c.rkd_distance_weight,
+                                      angle_weight=c.rkd_angle_weight)
+        elif c.feature_loss == "svd":
+            per_example = kd_losses.svd_loss(t_feats, s_feats, k=c.svd_k)
+        else:
+            raise AssertionError(c.feature_loss)
+        return ops.mean(per_example)
+
+    def compute_terms(self, y, student_outputs, teacher_outputs):
+        """CE, the teacher-mean KL and feature terms, and the two sides of the split.
+
+        Returns a dict with scalars `ce`, `kl`, `feature`, `ce_side` (the loss
+        whose gradient is ∇CE) and `kd_side` (the loss whose gradient is ∇KD).
+        Everything is computed in float32 (mixed precision keeps losses exact).
+        """
+        c = self.config
+        s_logits = ops.cast(student_outputs[0], "float32")
+        s_feats = [ops.cast(f, "float32") for f in student_outputs[1:]]
+        ce = ops.mean(keras.losses.sparse_categorical_crossentropy(y, s_logits, from_logits=True))
+        zero = ops.zeros((), "float32")
+        kl, feature = zero, zero
+        k_teachers = len(teacher_outputs)
+        for k, t_out in enumerate(teacher_outputs):
+            t_logits = ops.cast(ops.stop_gradient(t_out[0]), "float32")
+            t_feats = [ops.cast(ops.stop_gradient(f), "float32") for f in t_out[1:]]
+            if c.use_kl:
+                kl = kl + ops.mean(kd_losses.kl_divergence(t_logits, s_logits,
+                                                           temperature=c.temperature))
+            if c.feature_loss is not None:
+                feature = feature + self._feature_term(k, t_feats, s_feats)
+        if k_teachers:
+            kl, feature = kl / k_teachers, feature / k_teachers
+        weighted_kl = c.kl_weight * kl
+        weighted_feature = c.feature_weight * feature
+        ce_side = c.ce_weight * ce
+        if c.beta_terms == "feature":
+            ce_side, kd_side = ce_side + weighted_kl, weighted_feature
+        else:
+            kd_side = weighted_kl + weighted_feature
+        return {"ce": ce, "kl": kl, "feature": feature, "ce_side": ce_side,
+                "kd_side": kd_side, "logits": s_logits}
+
+    @property
+    def has_kd(self) -> bool:
+        return self.config.uses_teachers and bool(self.teachers)
+
+    def decay_gradients(self, variables):
+        """λ·W for every kernel (coupled L2 weight decay), None elsewhere."""
+        if not self.weight_decay:
+            return [None] * len(variables)
+        return [self.weight_decay * v.value if v.path.endswith("kernel") else None
+                for v in variables]
+
+    def teacher_outputs(self, x):
+        return [as_list(view(x, training=False)) for view in self._teacher_views] if self.has_kd else []
+
+    def student_outputs(self, x, training=True):
+        return as_list(self._student_view(x, training=training))
+
+    def update_metrics(self, terms, y, beta_logs):
+        total = terms["ce_side"] + terms["kd_side"]
+        values = {"loss": total, "ce": terms["ce"], "kl": terms["kl"],
+                  "feature": terms["feature"], **beta_logs}
+        for name, tracker in self._trackers.items():
+            tracker.update_state(values[name])
+        self._accuracy.update_state(y, terms["logits"])
+        return {m.name: m.result() for m in self.metrics}
+
+    def combine(self, ce_grads, kd_grads, variables):
+        return combine_gradients(ce_grads, kd_grads, self.decay_gradients(variables),
+                                 self.epoch + float(self.config.epoch_origin),
+                                 mode=self.config.beta_mode,
+                                 num_student_vars=self._num_student_vars)
+
+    # --- train / test steps -----------------------------------------------------
+    def train_step(self, data):
+        from kdkeras.distill import steps
+        return steps.train_step(self, data)
+
+    def test_step(self, data):
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+        logits = ops.cast(self.student(x, training=False), "float32")
+        ce = ops.mean(keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
+        self._trackers["ce"].update_state(ce)
+        self._trackers["loss"].update_state(ce)
+        self._accuracy.update_state(y, logits)
+        return {"loss": self._trackers["loss"].result(), "ce": self._trackers["ce"].result(),
+                "accuracy": self._accuracy.result()}

@@ -1,0 +1,23 @@
+"""kdkeras.models: the paper's teachers and students, and their feature taps.
+
+`get(name)` builds a registered model (`names()` lists them); `tap_names`,
+`feature_taps` and `tapped_model` expose the `tap_*` stage outputs that the
+distillation losses read. Importing this package registers the custom layers
+(`ZeroPadShortcut`) so that saved `.keras` files load.
+"""
+
+from kdkeras.models.registry import PAPER_PAIRS, get, names, spec
+from kdkeras.models.resnet import ZeroPadShortcut
+from kdkeras.models.taps import TAP_PREFIX, feature_taps, tap_names, tapped_model
+
+__all__ = [
+    "PAPER_PAIRS",
+    "TAP_PREFIX",
+    "ZeroPadShortcut",
+    "feature_taps",
+    "get",
+    "names",
+    "spec",
+    "tap_names",
+    "tapped_model",
+]

@@ -1,0 +1,139 @@
+"""Model registry: `get(name, ...)` and `names()`.
+
+Every entry builds a functional `keras.Model` whose single output is the
+logits (no softmax), named like its registry entry, with its stage outputs as
+`tap_*` layers (see `kdkeras.models.taps`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import numbers
+from collections.abc import Callable, Sequence
+
+import keras
+
+from kdkeras.models import mobilenet, resnet, vgg
+
+CIFAR_INPUT_SHAPE = (32, 32, 3)
+CIFAR_NUM_CLASSES = 100
+IMAGENET64_INPUT_SHAPE = (64, 64, 3)
+IMAGENET64_NUM_CLASSES = 1000
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """A registry entry: the builder and the input/classes it defaults to."""
+
+    builder: Callable[..., keras.Model]
+    input_shape: tuple[int, int, int]
+    num_classes: int
+
+
+_CIFAR = dict(input_shape=CIFAR_INPUT_SHAPE, num_classes=CIFAR_NUM_CLASSES)
+_IMAGENET64 = dict(input_shape=IMAGENET64_INPUT_SHAPE, num_classes=IMAGENET64_NUM_CLASSES)
+
+_MODELS: dict[str, ModelSpec] = {
+    "vgg11": ModelSpec(vgg.vgg11, **_CIFAR),
+    "vgg6": ModelSpec(vgg.vgg6, **_CIFAR),
+    "resnet32": ModelSpec(resnet.resnet32, **_CIFAR),
+    "resnet8": ModelSpec(resnet.resnet8, **_CIFAR),
+    "resnet50": ModelSpec(resnet.resnet50, **_CIFAR),
+    "resnet18": ModelSpec(resnet.resnet18, **_CIFAR),
+    "resnet10": ModelSpec(resnet.resnet10, **_CIFAR),
+    "mobilenet16": ModelSpec(mobilenet.mobilenet16, **_IMAGENET64),
+    "mobilenet9": ModelSpec(mobilenet.mobilenet9, **_IMAGENET64),
+}
+
+# The paper's teacher -> student pairs and the (params, compute) reduction
+# factors it reports, teacher / student. ResNet-50 -> ResNet-10 is reported as
+# -72.19% params and -73.16% compute, i.e. 1 / (1 - 0.7219) and 1 / (1 - 0.7316).
+# None: the paper gives no figure.
+PAPER_PAIRS: dict[tuple[str, str], tuple[float | None, float | None]] = {
+    ("vgg11", "vgg6"): (2.08, 3.5),
+    ("resnet32", "resnet8"): (6.11, 5.27),
+    ("resnet50", "resnet10"): (1 / (1 - 0.7219), 1 / (1 - 0.7316)),
+    ("resnet50", "resnet18"): (None, None),
+    ("resnet18", "resnet10"): (None, None),
+    ("mobilenet16", "mobilenet9"): (1.59, 2.05),
+}
+
+
+def names() -> list[str]:
+    """The registered model names, teachers before their students."""
+    return list(_MODELS)
+
+
+def spec(name: str) -> ModelSpec:
+    """The registry entry of `name`; `ValueError` for an unknown name."""
+    if name not in _MODELS:
+        raise ValueError(f"Unknown model {name!r}. Valid names: {', '.join(names())}")
+    return _MODELS[name]
+
+
+def _check_num_classes(num_classes) -> int:
+    if (
+        isinstance(num_classes, bool)
+        or not isinstance(num_classes, numbers.Integral)
+        or num_classes < 1
+    ):
+        raise ValueError(
+            f"`num_classes` must be a positive integer. Received: num_classes={num_classes!r}"
+        )
+    return int(num_classes)
+
+
+def _check_input_shape(input_shape) -> tuple[int, int, int]:
+    ok = (
+        isinstance(input_shape, Sequence)
+        and not isinstance(input_shape, str)
+        and len(input_shape) == 3
+        and all(
+            isinstance(d, numbers.Integral) and not isinstance(d, bool) and d >= 1
+            for d in input_shape
+        )
+    )
+    if not ok:
+        raise ValueError(
+            "`input_shape` must be (height, width, channels), three positive "
+            f"integers, channels last. Received: input_shape={input_shape!r}"
+        )
+    return tuple(int(d) for d in input_shape)
+
+
+def get(
+    name: str,
+    num_classes: int | None = None,
+    input_shape: Sequence[int] | None = None,
+    **kwargs,
+) -> keras.Model:
+    """Builds the registered model `name` with fresh weights.
+
+    Args:
+        name: one of `names()`.
+        num_classes: logits width; default 100 for the CIFAR models, 1000 for the MobileNets.
+        input_shape: (H, W, C); default (32, 32, 3) for CIFAR models, (64, 64, 3) for MobileNets.
+        **kwargs: family options, e.g. `batch_norm=False` / `dropout=` (VGG),
+            `shortcut="projection"` (ResNet), `stem_strides=1` (MobileNet).
+
+    Returns:
+        A functional `keras.Model` named `name`, inputs images, output logits.
+
+    Raises:
+        ValueError: unknown name or option, or a bad `num_classes` / `input_shape`.
+    """
+    entry = spec(name)
+    num_classes = _check_num_classes(entry.num_classes if num_classes is None else num_classes)
+    input_shape = _check_input_shape(entry.input_shape if input_shape is None else input_shape)
+    options = [
+        p for p in inspect.signature(entry.builder).parameters
+        if p not in ("num_classes", "input_shape")
+    ]
+    unknown = sorted(set(kwargs) - set(options))
+    if unknown:
+        raise ValueError(
+            f"Unknown option(s) for model {name!r}: {', '.join(unknown)}. "
+            f"Valid options: {', '.join(options) or 'none'}"
+        )
+    return entry.builder(num_classes=num_classes, input_shape=input_shape, **kwargs)

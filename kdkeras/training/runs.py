@@ -1,0 +1,123 @@
+"""Whole runs: train a model from scratch, or distil a student, into a run directory.
+
+These are what `experiments/train.py` and `experiments/distill.py` call, and what
+the table reproduction composes; they validate their inputs before any compute.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import keras
+
+from kdkeras import models
+from kdkeras.distill import Distiller, method_config
+from kdkeras.training.checkpoints import prepare_run_dir
+from kdkeras.training.config import DistillRunConfig, TrainConfig
+from kdkeras.training.trainer import fit_in_run_dir
+
+
+class TeacherError(ValueError):
+    """A teacher checkpoint is missing, unreadable or does not fit the run."""
+
+
+def _load_data(config: TrainConfig):
+    from kdkeras.data import load_dataset
+
+    return load_dataset(config.dataset, config.data_dir)
+
+
+def _check_batch(config: TrainConfig, splits) -> None:
+    n_train = min(config.train_subset or splits.num_train, splits.num_train)
+    if config.batch_size > n_train:
+        raise ValueError(
+            f"batch_size={config.batch_size} is larger than the training data "
+            f"({n_train} examples). Lower --batch_size or raise --train_subset.")
+
+
+def build_model(name: str, splits) -> keras.Model:
+    return models.get(name, num_classes=splits.num_classes, input_shape=splits.image_shape)
+
+
+def train_model(config: TrainConfig, splits=None) -> dict:
+    """Trains `config.model` from scratch (the `student` method, no teachers)."""
+    models.spec(config.model)
+    splits = splits or _load_data(config)
+    _check_batch(config, splits)
+    run_dir = prepare_run_dir(config.workdir, config.to_dict(), resume=config.resume,
+                              overwrite=config.overwrite)
+    model = build_model(config.model, splits)
+    trainer = Distiller(model, [], method_config("student"), weight_decay=config.weight_decay)
+    return fit_in_run_dir(trainer, splits, config, run_dir, save_name="model.keras")
+
+
+def load_teacher(path, *, expected_model: str | None = None,
+                 num_classes: int | None = None) -> keras.Model:
+    """Loads a teacher `.keras` file with clear errors for every way it can be wrong."""
+    path = Path(path)
+    if path.is_dir() and (path / "model.keras").exists():
+        path = path / "model.keras"
+    if not path.exists():
+        raise TeacherError(
+            f"Teacher checkpoint {path} does not exist. Train one with experiments/train.py "
+            "(it writes <workdir>/model.keras) or use --train_teachers=K.")
+    try:
+        model = keras.saving.load_model(path, compile=False)
+    except Exception as err:  # noqa: BLE001 - any failure to read is the same user error
+        raise TeacherError(f"Teacher checkpoint {path} could not be read as a Keras model: "
+                           f"{type(err).__name__}: {err}") from None
+    if expected_model is not None and model.name != expected_model:
+        raise TeacherError(
+            f"Teacher checkpoint {path} holds a {model.name!r} model, but the run expects "
+            f"--teacher_model={expected_model!r}.")
+    n = int(model.outputs[0].shape[-1])
+    if num_classes is not None and n != num_classes:
+        raise TeacherError(
+            f"Teacher checkpoint {path} predicts {n} classes but the dataset has {num_classes}.")
+    return model
+
+
+def teacher_configs(config: DistillRunConfig) -> list[TrainConfig]:
+    """The training runs of the K teachers that `train_teachers=K` asks for.
+
+    Teacher k uses seed k whatever the student's seed, so the student runs of
+    several seeds share the same K teachers (as the paper's offline ensemble does).
+    """
+    root = Path(config.workdir) / "teachers"
+    base = {f.name: getattr(config, f.name) for f in dataclasses.fields(TrainConfig)}
+    return [TrainConfig(**{**base, "model": config.teacher_model, "seed": k,
+                           "workdir": str(root / f"teacher-{k}"), "resume": True,
+                           "overwrite": False})
+            for k in range(config.train_teachers)]
+
+
+def distill_model(config: DistillRunConfig, splits=None) -> dict:
+    """Distils `config.model` from K teachers (given or trained first)."""
+    models.spec(config.model)
+    models.spec(config.teacher_model)
+    distill_config = method_config(config.method, **dict(config.distill_options))
+    splits = splits or _load_data(config)
+    _check_batch(config, splits)
+    teacher_paths = list(config.teachers)
+    # Validate given checkpoints before any training starts.
+    teachers = [load_teacher(p, expected_model=config.teacher_model,
+                             num_classes=splits.num_classes) for p in teacher_paths]
+    if config.method != "student" and not teachers and not config.train_teachers:
+        raise ValueError(f"Method {config.method!r} needs teachers: pass --teachers=PATHS "
+                         "or --train_teachers=K.")
+    run_dir = prepare_run_dir(config.workdir, config.to_dict(), resume=config.resume,
+                              overwrite=config.overwrite)
+    for tcfg in teacher_configs(config):
+        print(f"Training teacher {tcfg.model} (seed {tcfg.seed}) in {tcfg.workdir}", flush=True)
+        train_model(tcfg, splits)
+        teacher_paths.append(str(Path(tcfg.workdir) / "model.keras"))
+        teachers.append(load_teacher(teacher_paths[-1], expected_model=config.teacher_model))
+    if distill_config.uses_teachers is False:
+        teachers = []
+    student = build_model(config.model, splits)
+    distiller = Distiller(student, teachers, distill_config, weight_decay=config.weight_decay)
+    extra = {"method": config.method, "teacher_model": config.teacher_model,
+             "teachers": teacher_paths, "distill_config": dataclasses.asdict(distill_config)}
+    return fit_in_run_dir(distiller, splits, config, run_dir, save_name="student.keras",
+                          extra_results=extra)

@@ -1,0 +1,95 @@
+"""The training loop shared by `train.py` and `distill.py`: a run directory in, results out.
+
+Both scripts build a `Distiller` (a plain training run is the `student` method
+with no teachers, so teachers, baselines and the full method share one loop, one
+weight decay and one checkpoint format) and hand it to `fit_in_run_dir`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import keras
+
+from kdkeras.training.checkpoints import EpochCheckpoint, restore_latest
+from kdkeras.training.config import TrainConfig
+from kdkeras.training.provenance import provenance, write_json_atomic
+
+
+def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
+    """SGD with Nesterov momentum; weight decay is the Distiller's (coupled L2)."""
+    return keras.optimizers.SGD(learning_rate=config.learning_rate, momentum=config.momentum,
+                                nesterov=config.nesterov)
+
+
+def input_pipelines(splits, config: TrainConfig):
+    from kdkeras.data import make_input_pipeline
+
+    stats = dict(mean=splits.mean, std=splits.std)
+    train = make_input_pipeline(splits.train, training=True, batch_size=config.batch_size,
+                                seed=config.seed, augment=config.augment,
+                                subset=config.train_subset,
+                                labels=getattr(splits, "train_labels", None), **stats)
+    test = make_input_pipeline(splits.test, training=False, batch_size=config.batch_size,
+                               seed=config.seed, augment=False, subset=config.test_subset,
+                               labels=getattr(splits, "test_labels", None), **stats)
+    return train, test
+
+
+def save_model_atomic(model: keras.Model, path) -> Path:
+    """`model.save` through a temporary `.keras` file and a rename."""
+    path = Path(path)
+    tmp = path.with_name(f"tmp-{path.name}")
+    model.save(tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def data_scale(splits, config: TrainConfig) -> dict:
+    n_train = min(config.train_subset or splits.num_train, splits.num_train)
+    n_test = min(config.test_subset or splits.num_test, splits.num_test)
+    return {"dataset": splits.name, "dataset_source": getattr(splits, "source", None),
+            "num_train": n_train, "num_test": n_test, "num_classes": splits.num_classes}
+
+
+def fit_in_run_dir(model, splits, config: TrainConfig, run_dir, *, save_name: str,
+                   extra_results: dict | None = None) -> dict:
+    """Trains `model` (a `Distiller`) with checkpoints in `run_dir`; saves its student.
+
+    Returns the results dict also written to `run_dir/results.json`.
+    """
+    run_dir = Path(run_dir)
+    keras.utils.set_random_seed(config.seed)
+    train_ds, test_ds = input_pipelines(splits, config)
+    model.compile(optimizer=make_optimizer(config), jit_compile=config.jit_compile)
+    initial_epoch, history = restore_latest(model, run_dir) if config.resume else (0, [])
+    if initial_epoch:
+        print(f"Resuming {run_dir} after epoch {initial_epoch}/{config.epochs}.", flush=True)
+    callbacks = [
+        keras.callbacks.LearningRateScheduler(config.learning_rate_at),
+        EpochCheckpoint(run_dir, history),
+        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=initial_epoch > 0),
+        keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False),
+    ]
+    if initial_epoch < config.epochs:
+        model.fit(train_ds, validation_data=test_ds, epochs=config.epochs,
+                  initial_epoch=initial_epoch, callbacks=callbacks, verbose=config.verbose)
+    history = callbacks[1].history
+    final = model.evaluate(test_ds, return_dict=True, verbose=0)
+    saved = save_model_atomic(model.student, run_dir / save_name)
+    results = {
+        "model": model.student.name,
+        "test_accuracy": float(final["accuracy"]),
+        "test_loss": float(final["loss"]),
+        "best_test_accuracy": max((r.get("val_accuracy", 0.0) for r in history), default=None),
+        "epochs": config.epochs,
+        "saved_model": saved.name,
+        **(extra_results or {}),
+        "config": config.to_dict(),
+        "history": history,
+        "provenance": provenance(preset=config.preset, seed=config.seed, epochs=config.epochs,
+                                 **data_scale(splits, config)),
+    }
+    write_json_atomic(run_dir / "results.json", results)
+    return results
