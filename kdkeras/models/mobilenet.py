@@ -70,7 +70,7 @@ def mobilenet(
 ) -> keras.Model:
     """Builds a MobileNet: stem, stages of DS blocks, GAP, logits.
 
-    Layer names: `stem_conv|bn|relu`, `stage{s}_block{b}_dw_conv|bn|relu`,
+    Layer names: `stem_conv|bn|relu`, `tap_stem`, `stage{s}_block{b}_dw_conv|bn|relu`,
     `stage{s}_block{b}_pw_conv|bn|relu`, `tap_stage{s}`, `gap`, `logits`.
 
     Args:
@@ -104,6 +104,9 @@ def mobilenet(
         name="stem_conv",
     )(inputs)
     x = _bn_relu(x, name="stem")
+    # The stem output is the first of 5 taps, so P1 can reach cross-four (the
+    # paper's MobileNet setting).
+    x = keras.layers.Identity(name="tap_stem")(x)
     for s, (depth, filters, stride) in enumerate(
         zip(stage_depths, stage_filters, stage_strides), start=1
     ):

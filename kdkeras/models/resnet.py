@@ -5,7 +5,8 @@ Two families, both ending in global average pooling and a linear logits layer:
 * The classic CIFAR ResNet of He et al. (2016, Sec. 4.2), the one the FSP paper
   (Yim et al., 2017) distils: a 3x3 stem of 16 channels, then 3 stages of `n`
   basic blocks with 16/32/64 channels (strides 1/2/2), depth 6n + 2.
-  ResNet-32 (n=5) is the teacher and ResNet-8 (n=1) the student.
+  ResNet-32 (n=5) is the teacher and ResNet-8 (n=1) the student;
+  `width_multiplier=4` gives the 64/128/256 variant of sseung0703's code.
   Shortcuts default to He's option A (`shortcut="zero_pad"`): a stride-2
   subsample and zero channels, no parameters; `shortcut="projection"` uses a
   1x1 conv + BN instead (option B).
@@ -152,7 +153,7 @@ def resnet(
 
     Layer names: `stem_conv|bn|relu`, `stage{s}_block{b}_{k}_conv|bn|relu`,
     `stage{s}_block{b}_0_conv|bn` (projection) or `..._0_pad` (option A),
-    `stage{s}_block{b}_add|out`, `tap_stage{s}`, `gap`, `logits`.
+    `stage{s}_block{b}_add|out`, `tap_stem`, `tap_stage{s}`, `gap`, `logits`.
 
     Args:
         block: "basic" or "bottleneck".
@@ -183,6 +184,9 @@ def resnet(
     x = _conv(inputs, stem_filters, 3, 1, name="stem_conv")
     x = _bn(x, name="stem_bn")
     x = keras.layers.Activation("relu", name="stem_relu")(x)
+    # The stem output is a tap too: with the 3 (or 4) stage outputs it gives the
+    # 4 (or 5) maps that the paper's cross-three P1 needs (see docs/models.md).
+    x = keras.layers.Identity(name="tap_stem")(x)
     for s, (depth, filters, stride) in enumerate(
         zip(stage_depths, stage_filters, stage_strides), start=1
     ):
@@ -201,25 +205,39 @@ def cifar_resnet(
     num_classes: int = 100,
     input_shape: Sequence[int] = (32, 32, 3),
     shortcut: str = "zero_pad",
+    width_multiplier: int = 1,
     name: str | None = None,
 ) -> keras.Model:
-    """He et al.'s CIFAR ResNet-(6n+2): stem 16, stages 16/32/64 of n basic blocks."""
+    """He et al.'s CIFAR ResNet-(6n+2): stem 16k, stages 16k/32k/64k of n basic blocks.
+
+    `k = width_multiplier`. k=4 (stem 64, stages 64/128/256) is the variant whose
+    ResNet-32/8 reductions equal the paper's percentages (docs/models.md).
+    """
     if n < 1:
         raise ValueError(f"`n` must be at least 1. Received: n={n}")
+    k = width_multiplier
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(
+            f"`width_multiplier` must be a positive integer. Received: width_multiplier={k!r}"
+        )
     return resnet(
-        "basic", (n, n, n), (16, 32, 64), (1, 2, 2), 16, num_classes, input_shape,
-        name=name or f"resnet{6 * n + 2}", shortcut=shortcut,
+        "basic", (n, n, n), (16 * k, 32 * k, 64 * k), (1, 2, 2), 16 * k, num_classes,
+        input_shape, name=name or f"resnet{6 * n + 2}", shortcut=shortcut,
     )
 
 
-def resnet32(num_classes=100, input_shape=(32, 32, 3), shortcut="zero_pad") -> keras.Model:
+def resnet32(
+    num_classes=100, input_shape=(32, 32, 3), shortcut="zero_pad", width_multiplier=1
+) -> keras.Model:
     """ResNet-32 teacher: CIFAR ResNet, n=5 basic blocks a stage (1 + 30 + 1 layers)."""
-    return cifar_resnet(5, num_classes, input_shape, shortcut, name="resnet32")
+    return cifar_resnet(5, num_classes, input_shape, shortcut, width_multiplier, name="resnet32")
 
 
-def resnet8(num_classes=100, input_shape=(32, 32, 3), shortcut="zero_pad") -> keras.Model:
+def resnet8(
+    num_classes=100, input_shape=(32, 32, 3), shortcut="zero_pad", width_multiplier=1
+) -> keras.Model:
     """ResNet-8 student: CIFAR ResNet, n=1 basic block a stage (1 + 6 + 1 layers)."""
-    return cifar_resnet(1, num_classes, input_shape, shortcut, name="resnet8")
+    return cifar_resnet(1, num_classes, input_shape, shortcut, width_multiplier, name="resnet8")
 
 
 def _imagenet_resnet(block, depths, num_classes, input_shape, name, shortcut):

@@ -9,6 +9,7 @@ from kdkeras import models
 from kdkeras.utils import cost
 
 TAPS = {
+    "tap_stem": (32, 32, 32),
     "tap_stage1": (32, 32, 64),
     "tap_stage2": (16, 16, 128),
     "tap_stage3": (8, 8, 256),

@@ -73,5 +73,5 @@ def test_numpy_integers_are_accepted():
 
 
 def test_unknown_option_names_the_valid_ones():
-    with pytest.raises(ValueError, match=r"Unknown option\(s\) for model 'resnet8': batch_norm\. Valid options: shortcut"):
+    with pytest.raises(ValueError, match=r"Unknown option\(s\) for model 'resnet8': batch_norm\. Valid options: shortcut, width_multiplier"):
         models.get("resnet8", batch_norm=False)

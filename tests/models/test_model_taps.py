@@ -20,7 +20,7 @@ def x():
 
 
 def test_tap_names_in_forward_order(resnet8):
-    assert models.tap_names(resnet8) == ["tap_stage1", "tap_stage2", "tap_stage3"]
+    assert models.tap_names(resnet8) == ["tap_stem", "tap_stage1", "tap_stage2", "tap_stage3"]
 
 
 def test_feature_taps_is_ordered_as_asked(resnet8):
@@ -33,8 +33,9 @@ def test_tapped_model_returns_logits_then_taps_with_shared_weights(resnet8, x):
     tapped = models.tapped_model(resnet8)
     assert tapped.name == "resnet8_tapped"
     outs = tapped(x, training=False)
-    assert isinstance(outs, list) and len(outs) == 4
-    assert [tuple(o.shape) for o in outs] == [(2, 5), (2, 8, 8, 16), (2, 4, 4, 32), (2, 2, 2, 64)]
+    assert isinstance(outs, list) and len(outs) == 5
+    assert [tuple(o.shape) for o in outs] == [
+        (2, 5), (2, 8, 8, 16), (2, 8, 8, 16), (2, 4, 4, 32), (2, 2, 2, 64)]
     np.testing.assert_allclose(
         keras.ops.convert_to_numpy(outs[0]),
         keras.ops.convert_to_numpy(resnet8(x, training=False)),
@@ -71,7 +72,7 @@ def test_keras_applications_model_with_named_layers():
 
 
 def test_unknown_name_lists_the_available_taps(resnet8):
-    with pytest.raises(ValueError, match=r"no layer\(s\) \['tap_stage9'\].*\['tap_stage1', 'tap_stage2', 'tap_stage3'\]"):
+    with pytest.raises(ValueError, match=r"no layer\(s\) \['tap_stage9'\].*\['tap_stem', 'tap_stage1', 'tap_stage2', 'tap_stage3'\]"):
         models.feature_taps(resnet8, ["tap_stage1", "tap_stage9"])
 
 

@@ -17,14 +17,16 @@ from kdkeras.utils import cost
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-CIFAR_TAPS = {"tap_stage1": (32, 32, 16), "tap_stage2": (16, 16, 32), "tap_stage3": (8, 8, 64)}
+CIFAR_TAPS = {"tap_stem": (32, 32, 16), "tap_stage1": (32, 32, 16), "tap_stage2": (16, 16, 32), "tap_stage3": (8, 8, 64)}
 BASIC_TAPS = {
+    "tap_stem": (32, 32, 64),
     "tap_stage1": (32, 32, 64),
     "tap_stage2": (16, 16, 128),
     "tap_stage3": (8, 8, 256),
     "tap_stage4": (4, 4, 512),
 }
 BOTTLENECK_TAPS = {
+    "tap_stem": (32, 32, 64),
     "tap_stage1": (32, 32, 256),
     "tap_stage2": (16, 16, 512),
     "tap_stage3": (8, 8, 1024),
@@ -88,6 +90,20 @@ def test_projection_shortcuts(name):
     model = models.get(name, shortcut="projection")
     assert cost.count_params(model) == PROJECTION_PARAMS[name]
     assert not any(isinstance(l, ZeroPadShortcut) for l in model.layers)
+
+
+def test_width_multiplier_gives_the_wide_variant_with_the_papers_percentages():
+    # Stem 64, stages 64/128/256 with option A: -83.68% params / -82.62% MACs,
+    # the paper's -83.65% / -82.6%.
+    teacher = models.get("resnet32", width_multiplier=4)
+    student = models.get("resnet8", width_multiplier=4)
+    assert (cost.count_params(teacher), cost.count_params(student)) == (7_418_404, 1_210_916)
+    assert (cost.count_macs(teacher), cost.count_macs(student)) == (1_096_508_416, 190_538_752)
+    assert [tuple(t.shape[1:]) for t in models.feature_taps(student).values()] == [
+        (32, 32, 64), (32, 32, 64), (16, 16, 128), (8, 8, 256)
+    ]
+    with pytest.raises(ValueError, match="Received: width_multiplier=0"):
+        models.get("resnet8", width_multiplier=0)
 
 
 def test_depths_are_what_the_names_say():
@@ -183,4 +199,4 @@ def test_small_inputs_and_few_classes(built):
     model = models.get("resnet8", num_classes=5, input_shape=(8, 8, 3))
     assert tuple(model(np.zeros((2, 8, 8, 3), "float32")).shape) == (2, 5)
     shapes = [tuple(t.shape[1:]) for t in models.feature_taps(model).values()]
-    assert shapes == [(8, 8, 16), (4, 4, 32), (2, 2, 64)]
+    assert shapes == [(8, 8, 16), (8, 8, 16), (4, 4, 32), (2, 2, 64)]
