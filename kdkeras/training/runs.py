@@ -106,6 +106,11 @@ def distill_model(config: DistillRunConfig, splits=None) -> dict:
     if config.method != "student" and not teachers and not config.train_teachers:
         raise ValueError(f"Method {config.method!r} needs teachers: pass --teachers=PATHS "
                          "or --train_teachers=K.")
+    if distill_config.uses_teachers and not teachers:
+        # Fail on a bad switch (e.g. a cross depth the taps cannot reach) now,
+        # with untrained stand-ins, not after the teachers have trained.
+        Distiller(build_model(config.model, splits),
+                  [build_model(config.teacher_model, splits)], distill_config)
     run_dir = prepare_run_dir(config.workdir, config.to_dict(), resume=config.resume,
                               overwrite=config.overwrite)
     for tcfg in teacher_configs(config):
