@@ -13,7 +13,7 @@ TEST_ARGS ?=
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED = 1
 
-.PHONY: install run test test-jax clean
+.PHONY: install run test clean
 
 $(BIN)/.kdkeras-installed: requirements.txt requirements-dev.txt setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

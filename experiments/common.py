@@ -41,6 +41,13 @@ def define_common_flags(default_model: str) -> None:
     flags.DEFINE_boolean("augment", None, "Random shift, rotation and flip (default on).")
     flags.DEFINE_boolean("jit_compile", None, "Compile the train step with XLA "
                          "(pays on GPUs; slower on CPUs: see docs).")
+    flags.DEFINE_string("strategy", None, "tf.distribute strategy: default, mirrored (all GPUs, "
+                        "else all logical CPUs) or mirrored:N (N GPUs, else the CPU split in N).")
+    flags.DEFINE_enum("mixed_precision", None, ["float16", "bfloat16"],
+                      "Compute in mixed_float16 or mixed_bfloat16 (losses and Grams stay float32).")
+    flags.DEFINE_enum("on_nonfinite", None, ["stop", "skip"],
+                      "A NaN/Inf loss term: stop the run (default; the last good checkpoint is "
+                      "kept) or skip that step's update and count it.")
     flags.DEFINE_boolean("resume", False, "Continue the run in --workdir from its last checkpoint.")
     flags.DEFINE_boolean("overwrite", False, "Replace the run in --workdir.")
     flags.DEFINE_integer("verbose", None, "Keras fit verbosity (0, 1 or 2).")
@@ -55,18 +62,37 @@ def infer_dataset(dataset, data_dir) -> str:
 
 
 def common_overrides() -> dict:
+    """The config overrides the shared flags give.
+
+    Also readies what must precede TensorFlow's first op: the devices of
+    `--strategy` (the CPU split for mirrored:N without GPUs) and the global
+    dtype policy of `--mixed_precision`.
+    """
     names = ["model", "data_dir", "workdir", "seed", "epochs", "batch_size", "learning_rate",
              "momentum", "weight_decay", "lr_decay_factor", "lr_decay_every", "train_subset",
-             "test_subset", "augment", "jit_compile", "resume", "overwrite", "verbose"]
+             "test_subset", "augment", "jit_compile", "strategy", "on_nonfinite", "resume",
+             "overwrite", "verbose"]
+    if FLAGS.strategy:
+        from kdkeras.training.strategy import prepare_devices
+
+        prepare_devices(FLAGS.strategy)
+    if FLAGS.mixed_precision:
+        import keras
+
+        keras.mixed_precision.set_global_policy(f"mixed_{FLAGS.mixed_precision}")
     return {n: getattr(FLAGS, n) for n in names}
 
 
 def run_cli(fn) -> None:
     """Runs `fn()`, turning a user error into one clear line and exit status 2.
 
+    A run a guard stopped (NaN/Inf loss, SIGINT/SIGTERM) exits with one line and
+    the guard's status (1; 128 + the signal); a checkpoint that could not be
+    written (e.g. a full disk), with one line and status 1.
     KDKERAS_DEBUG=1 in the environment shows the full traceback instead.
     """
-    from kdkeras.training.checkpoints import RunDirError
+    from kdkeras.training.checkpoints import CheckpointWriteError, RunDirError
+    from kdkeras.training.guards import TrainingStopped
 
     user_errors = (ValueError, FileNotFoundError, RunDirError)
     try:
@@ -76,6 +102,16 @@ def run_cli(fn) -> None:
         pass
     try:
         fn()
+    except TrainingStopped as err:
+        if os.environ.get("KDKERAS_DEBUG"):
+            raise
+        print(f"stopped: {err}", file=sys.stderr)
+        sys.exit(err.exit_code)
+    except CheckpointWriteError as err:
+        if os.environ.get("KDKERAS_DEBUG"):
+            raise
+        print(f"error: {err.strerror}", file=sys.stderr)
+        sys.exit(1)
     except user_errors as err:
         if os.environ.get("KDKERAS_DEBUG"):
             raise

@@ -112,7 +112,6 @@ class Table:
       baseline: label of the row every gap is measured from.
       headline: label of the row whose gain over `baseline` the paper quotes.
       cost: whether the table has params / FLOPs / latency columns.
-      paper_keys: keys of `results/paper_reported.json` that belong here.
       notes: where the structure is our reading of the paper.
     """
 
@@ -124,7 +123,6 @@ class Table:
     baseline: str
     headline: str
     cost: bool = False
-    paper_keys: tuple = ()
     notes: str = ""
 
     @property
@@ -176,7 +174,7 @@ def ours_row(p: Pair) -> Run:
     return kd_row(p, "Ours (P1+P2+P3, β)", "ours", k=3)
 
 
-_STUDENT, _FSP, _OURS = "student", "FSP", "Ours (P1+P2+P3, β)"
+_FSP, _OURS = "FSP", "Ours (P1+P2+P3, β)"
 _ORDINAL = {1: "one", 2: "two", 3: "three", 4: "four"}
 
 
@@ -184,8 +182,6 @@ def _main(n: int, p: Pair) -> Table:
     return Table(n, "main", p.key, f"Main result, {p.title}",
                  (teacher_row(p), student_row(p), ours_row(p)),
                  baseline=student_row(p).label, headline=_OURS, cost=True,
-                 paper_keys=(f"main.{p.key}.student_top1", f"main.{p.key}.gain",
-                             f"inference_ms.{p.key}"),
                  notes="Rows: the teacher, the student alone and the full method with K=3 "
                        "teachers. The gain is Ours minus the student alone.")
 
@@ -197,7 +193,7 @@ def _p1(n: int, p: Pair) -> Table:
     union = f"P1 (cross-one..{_ORDINAL[p.p1_depth]})"
     rows.append(kd_row(p, union, "p1", cross_depth=p.p1_depth))
     return Table(n, "p1", p.key, f"P1 ablation, {p.title}", tuple(rows),
-                 baseline=_FSP, headline=union, paper_keys=(f"delta_over_fsp.p1.{p.key}",),
+                 baseline=_FSP, headline=union,
                  notes="One teacher, no KL. Cross-d rows use the Gram pairs exactly d taps "
                        "apart; the last row is the union the paper calls P1. The paper's "
                        "P1 gain over FSP is read as that union minus FSP.")
@@ -207,7 +203,7 @@ def _p2(n: int, p: Pair) -> Table:
     rows = (student_row(p), kd_row(p, "Hinton KD", "hinton"), kd_row(p, _FSP, "fsp"),
             kd_row(p, "FSP + KL (P2)", "fsp_kl"))
     return Table(n, "p2", p.key, f"P2 ablation, {p.title}", rows, baseline=_FSP,
-                 headline="FSP + KL (P2)", paper_keys=(f"delta_over_fsp.p2.{p.key}",),
+                 headline="FSP + KL (P2)",
                  notes="One teacher. The paper's P2 gain over FSP is read as FSP+KL minus FSP.")
 
 
@@ -216,7 +212,7 @@ def _p3(n: int, p: Pair) -> Table:
             kd_row(p, "FSP, 2 teachers (P3)", "fsp", k=2),
             kd_row(p, "FSP, 3 teachers (P3)", "fsp", k=3))
     return Table(n, "p3", p.key, f"P3 ablation, {p.title}", rows, baseline=_FSP,
-                 headline="FSP, 3 teachers (P3)", paper_keys=(f"delta_over_fsp.p3.{p.key}",),
+                 headline="FSP, 3 teachers (P3)",
                  notes="P3 is applied to the FSP baseline (the paper quotes P3's gain over "
                        "FSP): K = 1, 2, 3 teachers of different seeds.")
 
@@ -229,7 +225,7 @@ def _combinations(n: int, p: Pair) -> Table:
             ours_row(p),
             kd_row(p, "P1+P2+P3, β off", "p1_p2", k=3, in_paper=False, beta_mode="off"))
     return Table(n, "combinations", p.key, f"Combinations, {p.title}", rows, baseline=_FSP,
-                 headline=_OURS, paper_keys=(f"delta_over_fsp.combinations.{p.key}",),
+                 headline=_OURS,
                  notes="P2 without P1 is FSP+KL; P3 without P1 is FSP with K teachers. The "
                        "β-off row is a kdkeras addition that isolates the β step.")
 
@@ -240,8 +236,6 @@ def _comparison(n: int, p: Pair) -> Table:
             kd_row(p, "RKD", "rkd"), ours_row(p))
     return Table(n, "comparison", p.key, f"Comparison with other KD methods, {p.title}",
                  rows, baseline=student_row(p).label, headline=_OURS, cost=True,
-                 paper_keys=(f"main.{p.key}.gain", f"inference_ms.{p.key}",
-                             f"ratios.{p.key}"),
                  notes="Baselines use one teacher, ours K=3; cost columns are the teacher's "
                        "and the student's (params, FLOPs, batch-1 latency).")
 
@@ -254,7 +248,6 @@ def _resnet50_adapters(n: int) -> Table:
     return Table(n, "two_stage", p.key, "ResNet-50 → ResNet-10 in one stage, 1×1 adapters",
                  rows, baseline=student_row(p).label,
                  headline="Ours (P1+P2+P3, β, +1×1 adapters)", cost=True,
-                 paper_keys=("inference_ms.resnet50", "ratios.resnet50"),
                  notes="ResNet-50's taps have 4× the student's channels, so the Gram and FSP "
                        "losses go through 1×1 conv adapters on the teacher taps (Sec. 3.5).")
 
@@ -271,7 +264,7 @@ def _resnet50_two_stage(n: int) -> Table:
                 options=_opts(cross_depth=p.p1_depth), num_teachers=3, chain=chain))
     return Table(n, "two_stage", p.key, "ResNet-50 → ResNet-18 → ResNet-10, two-stage KD",
                  rows, baseline=student_row(p).label, headline="Two stages: ours (50 → 18 → 10)",
-                 cost=True, paper_keys=("two_stage.gain", "inference_ms.resnet50"),
+                 cost=True,
                  notes="Stage 1 distils ResNet-18 from K=3 ResNet-50 teachers, stage 2 "
                        "ResNet-10 from that ResNet-18 (K=1), both with the full method. The "
                        "paper's two-stage gain is compared with the student alone; its "

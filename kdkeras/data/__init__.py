@@ -10,10 +10,16 @@
 `make_input_pipeline` subsets, shuffles, batches, augments (shift, rotation,
 flip) and normalises them. `synthetic(...)` gives small learnable random data
 for tests.
+
+The tf.data loaders import TensorFlow when first used; `kdkeras.data.numpy_data`
+(the Pillow + numpy path of the JAX backend) never does.
 """
 
-from kdkeras.data.augment import augment_batch, random_affine_transforms
-from kdkeras.data.cifar100 import load_cifar100, load_cifar100_python
+import importlib
+
+# Modules that need no TensorFlow are imported now. (`synthetic` must be: the
+# submodule and its function share a name, and a lazy import would leave the
+# package attribute bound to the module.)
 from kdkeras.data.errors import (
     ChecksumError,
     DataDownloadError,
@@ -22,13 +28,25 @@ from kdkeras.data.errors import (
     DataNotFoundError,
     UnknownDatasetError,
 )
-from kdkeras.data.image_folder import default_cifar10_jpeg_dir, load_image_folder
-from kdkeras.data.imagenet64 import load_imagenet64
-from kdkeras.data.pipeline import make_input_pipeline
-from kdkeras.data.registry import dataset_names, load_dataset
 from kdkeras.data.splits import NORMALIZATION, DatasetSplits, normalization_stats
 from kdkeras.data.subset import select_subset, take_subset
 from kdkeras.data.synthetic import synthetic
+
+# The tf.data loaders: name -> submodule, imported on first use (PEP 562), so
+# that kdkeras.data.numpy_data (the JAX backend's data path) imports without
+# TensorFlow.
+_LAZY = {
+    "augment_batch": "augment",
+    "random_affine_transforms": "augment",
+    "load_cifar100": "cifar100",
+    "load_cifar100_python": "cifar100",
+    "default_cifar10_jpeg_dir": "image_folder",
+    "load_image_folder": "image_folder",
+    "load_imagenet64": "imagenet64",
+    "make_input_pipeline": "pipeline",
+    "dataset_names": "registry",
+    "load_dataset": "registry",
+}
 
 __all__ = [
     "NORMALIZATION",
@@ -54,3 +72,16 @@ __all__ = [
     "synthetic",
     "take_subset",
 ]
+
+
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

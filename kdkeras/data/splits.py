@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import tensorflow as tf
+
+if TYPE_CHECKING:  # tensorflow is imported where tf.data is used
+    import tensorflow as tf
 
 # Per-channel (R, G, B) mean and standard deviation of the training images, in [0, 1]
 # units, used by `make_input_pipeline` to normalise. The CIFAR values are the
@@ -101,6 +104,8 @@ def channel_stats(
 
 def dataset_from_arrays(images: np.ndarray, labels: np.ndarray) -> tf.data.Dataset:
     """An unbatched `(uint8 image, int32 label)` dataset over in-memory arrays."""
+    import tensorflow as tf
+
     images = np.asarray(images)
     if images.dtype != np.uint8:
         raise ValueError(f"images must be uint8. Received: images.dtype={images.dtype}")

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import tensorflow as tf
+
+if TYPE_CHECKING:  # tensorflow is imported where tf.data is used
+    import tensorflow as tf
 
 # Subsets up to this many bytes of images are cached in memory after the first pass.
 SUBSET_CACHE_LIMIT_BYTES = 2 << 30
@@ -46,6 +50,7 @@ def select_subset(labels: np.ndarray, size: int, seed: int = 0) -> np.ndarray:
 
 def dataset_labels(ds: tf.data.Dataset) -> np.ndarray:
     """All labels of an unbatched `(image, label)` dataset, by one pass over it."""
+    import tensorflow as tf
 
     def label_only(image, label):
         del image
@@ -78,6 +83,8 @@ def take_subset(
       The subset, with known cardinality `size`; cached in memory after its first
       pass when its images take at most `SUBSET_CACHE_LIMIT_BYTES`.
     """
+    import tensorflow as tf
+
     labels = dataset_labels(ds) if labels is None else np.asarray(labels).reshape(-1)
     cardinality = int(ds.cardinality())
     if cardinality >= 0 and cardinality != len(labels):

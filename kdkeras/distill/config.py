@@ -52,6 +52,10 @@ class DistillConfig:
       always_adapt: add adapters even where the channel counts already match.
       rkd_distance_weight, rkd_angle_weight: RKD's weights (25 and 50 in Park et al.).
       svd_k: number of singular vectors kept by SSKD_SVD.
+      fsp_mode: the FSP convention (`kdkeras.losses.FSP_MODES`). Default
+        `"sseung0703"` (2×2 max-pool, ½‖·‖²×1e-3): the TF code whose baselines the
+        paper appears to use; `"paper"` (Yim et al.'s plain sum of squares)
+        diverged to inf in the first epoch of a ResNet-32 → ResNet-8 run here.
     """
 
     method: str = "ours"
@@ -73,6 +77,7 @@ class DistillConfig:
     rkd_distance_weight: float = 25.0
     rkd_angle_weight: float = 50.0
     svd_k: int = 1
+    fsp_mode: str = "sseung0703"
 
     def __post_init__(self):
         def bad(field, allowed):
@@ -103,6 +108,10 @@ class DistillConfig:
                     f"DistillConfig.{name} must be a non-negative number. Received: {name}={value!r}.")
         if self.temperature == 0:
             raise ValueError("DistillConfig.temperature must be > 0. Received: temperature=0.")
+        from kdkeras.losses import FSP_MODES
+
+        if self.fsp_mode not in FSP_MODES:
+            bad("fsp_mode", tuple(FSP_MODES))
         if self.svd_k < 1:
             raise ValueError(f"DistillConfig.svd_k must be >= 1. Received: svd_k={self.svd_k}.")
 

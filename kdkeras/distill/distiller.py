@@ -44,6 +44,28 @@ def _num_classes(model: keras.Model) -> int:
     return int(model.outputs[0].shape[-1])
 
 
+def _architecture(model: keras.Model) -> tuple:
+    """What two models of one architecture share: parameters, layers, output shape."""
+    return (model.count_params(), len(model.layers), tuple(model.outputs[0].shape))
+
+
+def _check_feature_maps(view: keras.Model, names, who: str) -> None:
+    """Every tap must be an NHWC map with a static height and width.
+
+    The feature losses read spatial maps (a Gram pair pools its larger map to
+    the smaller one's size), so a pooled or flattened tap, or one of unknown
+    size, would fail only inside the first train step.
+    """
+    for name, tensor in zip(names, view.outputs[1:]):
+        shape = tuple(tensor.shape)
+        if len(shape) != 4 or shape[1] is None or shape[2] is None:
+            raise ValueError(
+                f"Tap {name!r} of the {who} has shape {shape}, but feature taps must be "
+                "(batch, height, width, channels) maps of known height and width: the Gram "
+                "pairs pool one map of a pair to the other's spatial size, which this one has "
+                "not. Tap a convolutional layer's output instead.")
+
+
 class _EpochCallback(keras.callbacks.Callback):
     """Keeps the Distiller's epoch variable equal to the Keras epoch (read live under XLA)."""
 
@@ -68,6 +90,11 @@ class Distiller(keras.Model):
         (neither CE nor KD), as in sseung0703's `op_util.py`.
     """
 
+    # Set (to a `kdkeras.training.guards.SkipState`) by `NonFiniteGuard(policy="skip")`:
+    # the train step then applies an update only if its loss terms and gradients
+    # are finite, and counts the steps it skips. None: every step is applied.
+    nonfinite_skip = None
+
     def __init__(self, student: keras.Model, teachers: Sequence[keras.Model] = (),
                  config: Optional[DistillConfig] = None, *,
                  student_taps: Optional[Sequence[str]] = None,
@@ -76,7 +103,7 @@ class Distiller(keras.Model):
         super().__init__(name=name, **kwargs)
         config = config or DistillConfig()
         teachers = list(teachers)
-        if weight_decay < 0:
+        if not 0 <= weight_decay < float("inf"):  # also refuses NaN
             raise ValueError(f"weight_decay must be >= 0. Received: weight_decay={weight_decay}.")
         if config.uses_teachers and not teachers:
             raise ValueError(
@@ -88,6 +115,17 @@ class Distiller(keras.Model):
                 raise ValueError(
                     f"Teacher {k} ({t.name}) predicts {_num_classes(t)} classes but the "
                     f"student ({student.name}) predicts {n_classes}. They must match.")
+        if config.uses_teachers and len(teachers) > 1:
+            # P3 is an offline ensemble of K teachers of one architecture: the
+            # 1/K means of the KL and feature terms average members of one kind.
+            arch = [_architecture(t) for t in teachers]
+            for k in range(1, len(teachers)):
+                if arch[k] != arch[0]:
+                    raise ValueError(
+                        f"Teachers 0 ({teachers[0].name}, {arch[0][0]:,} parameters) and {k} "
+                        f"({teachers[k].name}, {arch[k][0]:,} parameters) have different "
+                        "architectures; the K teachers must be an ensemble of one architecture "
+                        "(P3). Pass teachers of one architecture.")
         self.config = config
         self.weight_decay = float(weight_decay)
         # Assigned first so that trainable_variables lists the student's variables
@@ -117,16 +155,30 @@ class Distiller(keras.Model):
                     f"{len(names)} taps for teacher {t.name!r} and {len(s_names)} for "
                     f"student {student.name!r}.")
             views.append(tapped_model(t, names))
+            if needs_taps:
+                _check_feature_maps(views[-1], names, f"teacher {t.name!r}")
         object.__setattr__(self, "_teacher_views", views)
+        if needs_taps:
+            _check_feature_maps(self._student_view, s_names, f"student {student.name!r}")
         self.student_tap_names = s_names
 
         # Adapters, one list per teacher; built here so the optimizer sees them.
         self.adapters = []
         self._adapter_index = []
+        # RKD compares pairwise distances and angles, which need no equal widths,
+        # so it gets no adapters. SSKD_SVD holds its teacher input fixed, so a
+        # teacher-side adapter there would never train: it must sit on the student.
+        adapter_side = "none" if config.feature_loss == "rkd" else config.adapter_side
         for k, view in enumerate(views):
             row = build_adapters(tap_channels(view), tap_channels(self._student_view),
-                                 side=config.adapter_side, always=config.always_adapt,
+                                 side=adapter_side, always=config.always_adapt,
                                  prefix=f"adapter_t{k}") if needs_taps else []
+            if (config.feature_loss == "svd" and adapter_side == "teacher"
+                    and any(a is not None for a in row)):
+                raise ValueError(
+                    "SSKD_SVD needs adapters here (teacher and student tap widths differ), "
+                    "and its loss holds the teacher's maps fixed, so teacher-side adapters "
+                    "would never train. Use adapter_side='student'.")
             idx = []
             for layer in row:
                 if layer is None:
@@ -190,11 +242,15 @@ class Distiller(keras.Model):
     def _feature_term(self, k, t_feats, s_feats):
         c = self.config
         t_feats, s_feats = self._adapt(k, t_feats, s_feats)
+        # The raw teacher maps are already stopped (compute_terms); what reaches
+        # the loss may be adapter outputs, whose weights learn through it.
         if c.feature_loss == "gram":
             per_example = kd_losses.gram_loss(t_feats, s_feats, self.pairs, weight=c.gram_weight,
-                                              reduction=c.gram_reduction, pool=c.pool)
+                                              reduction=c.gram_reduction, pool=c.pool,
+                                              teacher_gradient=True)
         elif c.feature_loss == "fsp":
-            per_example = kd_losses.fsp_loss(t_feats, s_feats, self.pairs)
+            per_example = kd_losses.fsp_loss(t_feats, s_feats, self.pairs, mode=c.fsp_mode,
+                                             teacher_gradient=True)
         elif c.feature_loss == "rkd":
             return kd_losses.rkd_loss(ops.mean(t_feats[-1], axis=(1, 2)),
                                       ops.mean(s_feats[-1], axis=(1, 2)),
@@ -273,11 +329,17 @@ class Distiller(keras.Model):
                                  num_student_vars=self._num_student_vars)
 
     # --- train / test steps -----------------------------------------------------
-    def train_step(self, data):
+    def train_step(self, *args):
+        """`train_step(data)`, or `train_step(state, data)` as Keras's JAX trainer calls it."""
         from kdkeras.distill import steps
-        return steps.train_step(self, data)
+        return steps.train_step(self, *args)
 
-    def test_step(self, data):
+    def test_step(self, *args):
+        """`test_step(data)`, or `test_step(state, data)` as Keras's JAX trainer calls it."""
+        if len(args) == 2:
+            from kdkeras.distill import steps
+            return steps.stateless_test_step(self, *args)
+        (data,) = args
         x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
         logits = ops.cast(self.student(x, training=False), "float32")
         ce = ops.mean(keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))

@@ -20,6 +20,11 @@ device gives on the same global batch:
 4. the student's BatchNorm layers use the global batch's statistics
    (`synchronized=True` while the step is traced), as one device would.
 
+With β off (Hinton KD, FSP, RKD, the ablations without β) the split changes
+nothing in the update, so the step takes one gradient of the whole loss, one
+backward pass instead of two; the logs then hold that gradient's norm as
+`ce_grad_norm`, `kd_grad_norm` = τ = 0 and β = `kd_scale` = 1.
+
 Mixed precision: losses and Gram matrices are float32 (`compute_terms` casts);
 with a `LossScaleOptimizer` the two losses are scaled for their backward pass
 and their gradients unscaled before β, so τ and λ·W see true values.
@@ -32,6 +37,7 @@ import contextlib
 import keras
 import tensorflow as tf
 
+from kdkeras.distill.teacher_outputs import split_batch
 from kdkeras.training.strategy import on_cpu_replicas
 
 
@@ -73,6 +79,18 @@ def _apply_global(optimizer, grads, variables, replicas):
     optimizer.apply(grads, variables)
 
 
+def _check_precomputed(d, outputs):
+    """Teacher outputs from the batch, checked against what the Distiller's teachers give."""
+    expected = [len(view.outputs) for view in d._teacher_views]
+    got = [len(o) for o in outputs]
+    if got != expected:
+        raise ValueError(
+            "The batch's teacher_outputs do not match the Distiller's teachers: expected "
+            f"{len(expected)} teachers with {expected} outputs each ([logits, taps...]), got "
+            f"{got}. Build each TFLiteTeacher with the taps the method reads (taps=True).")
+    return outputs
+
+
 def _check_xla(d, strategy):
     if d.jit_compile is True and on_cpu_replicas(strategy):
         raise ValueError(
@@ -91,9 +109,24 @@ def train_step(d, data):
     loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
     # Teachers run in inference mode outside the tape: no activations are kept
     # for a backward pass that never reaches them.
-    teacher_outputs = d.teacher_outputs(x)
+    # Or their outputs come with the batch, computed ahead (teacher_outputs.py).
+    x, precomputed = split_batch(x)
+    teacher_outputs = (_check_precomputed(d, precomputed) if precomputed is not None and d.has_kd
+                       else d.teacher_outputs(x))
     variables = d.trainable_variables
-    with tf.GradientTape(persistent=d.has_kd) as tape:
+    if not optimizer.built:
+        # What `apply` would do on the first step, done first: a loss-scale
+        # optimizer's `dynamic_scale` must exist before the losses are scaled
+        # (unbuilt, `scale_loss` would bake its initial scale into the graph).
+        optimizer.build(variables)
+    # on_nonfinite="skip": the forward pass updates BatchNorm statistics; keep
+    # their values so that a skipped step can put them back.
+    kept = ([(v, tf.identity(v.value)) for v in d.student.non_trainable_variables]
+            if d.nonfinite_skip is not None else [])
+    # With β off the split changes nothing in the update: one backward pass of
+    # the whole loss, as every single-gradient KD step takes (see the docstring).
+    split = d.has_kd and d.config.beta_mode != "off"
+    with tf.GradientTape(persistent=split) as tape:
         with synchronized_batch_norm(d.student, enabled=replicas > 1):
             student_outputs = d.student_outputs(x, training=True)
         terms = d.compute_terms(y, student_outputs, teacher_outputs)
@@ -102,8 +135,13 @@ def train_step(d, data):
         kd_side = terms["kd_side"] / replicas
         if loss_scaled:
             ce_side, kd_side = optimizer.scale_loss(ce_side), optimizer.scale_loss(kd_side)
-    ce_grads = tape.gradient(ce_side, variables)
-    kd_grads = tape.gradient(kd_side, variables) if d.has_kd else [None] * len(variables)
+        total = ce_side + kd_side   # inside the tape: the one-gradient path differentiates it
+    if split:
+        ce_grads = tape.gradient(ce_side, variables)
+        kd_grads = tape.gradient(kd_side, variables)
+    else:
+        ce_grads = tape.gradient(total, variables)
+        kd_grads = [None] * len(variables)
     del tape
     if loss_scaled:
         inv = 1.0 / optimizer.dynamic_scale
@@ -113,6 +151,65 @@ def train_step(d, data):
         ce_grads = _all_reduce_sum(ctx, ce_grads)
         kd_grads = _all_reduce_sum(ctx, kd_grads)
     grads, beta_logs = d.combine(ce_grads, kd_grads, variables)
+    if d.has_kd and not split:
+        # One gradient: its norm is logged as ce_grad_norm; no split, so no τ.
+        one = tf.ones_like(beta_logs["beta"])
+        beta_logs = {**beta_logs, "tau": 0.0 * one, "beta": one, "kd_scale": one}
     grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
+    if d.nonfinite_skip is not None:  # on_nonfinite="skip" (kdkeras.training.guards)
+        finite = _apply_if_finite(d.nonfinite_skip, optimizer, grads, variables, replicas,
+                                  ctx, terms, kept, check_grads=not loss_scaled)
+        return tf.cond(finite, lambda: d.update_metrics(terms, y, beta_logs),
+                       lambda: {m.name: m.result() for m in d.metrics})
     _apply_global(optimizer, grads, variables, replicas)
     return d.update_metrics(terms, y, beta_logs)
+
+
+def _apply_if_finite(skip, optimizer, grads, variables, replicas, ctx, terms, kept,
+                     check_grads):
+    """Applies the update only if the loss terms (and gradients) are finite; returns that.
+
+    A skipped step leaves the weights, the optimizer's slots and its step counter
+    as they were, and puts back the values `kept` ((variable, value) pairs: the
+    BatchNorm statistics before the forward pass). `skip`
+    (a `kdkeras.training.guards.SkipState`) counts it and
+    keeps a bitmask of the non-finite entries: ce, kl, feature, gradients. With a
+    LossScaleOptimizer, non-finite gradients are its own business (it skips the
+    step and lowers its scale), so only the loss terms are checked.
+    """
+    flags = [tf.reduce_all(tf.math.is_finite(terms[n])) for n in ("ce", "kl", "feature")]
+    flags.append(tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
+                 if check_grads else tf.constant(True))
+    bad = tf.cast(tf.logical_not(tf.stack(flags)), tf.int32)
+    if replicas > 1:  # One verdict for all replicas: a bad term on any of them counts.
+        bad = tf.minimum(ctx.all_reduce(tf.distribute.ReduceOp.SUM, bad), 1)
+    finite = tf.equal(tf.reduce_sum(bad), 0)
+    skip.record(finite, tf.reduce_sum(bad * tf.constant([1, 2, 4, 8], tf.int32)))
+
+    def apply():
+        _apply_global(optimizer, grads, variables, replicas)
+        return tf.constant(True)
+
+    def put_back():
+        for v, value in kept:
+            v.assign(value)
+        return tf.constant(False)
+
+    if replicas == 1:
+        tf.cond(finite, apply, put_back)
+        return finite
+    tf.cond(finite, lambda: tf.constant(True), put_back)
+
+    def cross_replica(strategy, grads, finite):
+        # A cond whose branch calls merge_call (optimizer.apply does) must run in a
+        # cross-replica context, as Keras's LossScaleOptimizer does it.
+        def apply_all():
+            strategy.extended.call_for_each_replica(
+                _apply_global, args=(optimizer, grads, variables, replicas))
+            return tf.constant(True)
+
+        tf.cond(strategy.experimental_local_results(finite)[0], apply_all,
+                lambda: tf.constant(False))
+
+    ctx.merge_call(cross_replica, args=(grads, finite))
+    return finite

@@ -159,6 +159,9 @@ class GramDistillation(keras.distillation.DistillationLoss):
             except ValueError as e:
                 raise ValueError(f"The {who} has no `{self.tap_layer_name}` layer; wrap it with "
                                  f"`with_tap_bundle`. ({e})") from e
+            if not isinstance(layer, TapBundle):
+                raise ValueError(f"The {who}'s `{self.tap_layer_name}` layer is a "
+                                 f"{type(layer).__name__}, not a TapBundle; see `with_tap_bundle`.")
             sizes.append(len(layer.output) - 1)
         if sizes[0] != sizes[1]:
             raise ValueError(f"Teacher and student bundle {sizes[0]} and {sizes[1]} taps; they must match.")

@@ -51,7 +51,7 @@ _DISTANCES = {
 def fsp_loss(teacher_feats: Features, student_feats: Features,
              pairs: Optional[Sequence[tuple[TapKey, TapKey]]] = None, *,
              mode: str = "paper", weight: Union[None, float, Sequence[float]] = None,
-             pool: Optional[str] = None) -> Tensor:
+             pool: Optional[str] = None, teacher_gradient: bool = False) -> Tensor:
     """The FSP loss per example: Gram matrices of adjacent taps, matched in L2.
 
     Yim, Joo, Bae & Kim (2017), "A gift from knowledge distillation: fast
@@ -107,4 +107,4 @@ def fsp_loss(teacher_feats: Features, student_feats: Features,
         pairs = cross_layer_pairs(list(range(n)), 1)
     return pairwise_gram_loss(teacher_feats, student_feats, pairs, _DISTANCES[mode],
                               default_weight if weight is None else weight,
-                              default_pool if pool is None else pool)
+                              default_pool if pool is None else pool, teacher_gradient)

@@ -205,10 +205,14 @@ def _lookup(feats: Features, key: TapKey, name: str) -> Tensor:
 def pairwise_gram_loss(teacher_feats: Features, student_feats: Features,
                        pairs: Sequence[tuple[TapKey, TapKey]],
                        distance: Callable[[Tensor, Tensor], Tensor],
-                       weight: Union[float, Sequence[float]], pool: str) -> Tensor:
+                       weight: Union[float, Sequence[float]], pool: str,
+                       teacher_gradient: bool = False) -> Tensor:
     """Σ_pairs λ_p · distance(G_T,p, G_S,p), per example: the skeleton of Eq. 4 and FSP.
 
-    The teacher's maps are wrapped in stop_gradient: it is a fixed target.
+    The teacher's maps are wrapped in stop_gradient (a fixed target) unless
+    `teacher_gradient`: trainable 1×1 adapters on the teacher's taps (the
+    paper's Sec. 3.5) learn through this loss, so the caller stops the raw
+    teacher maps itself and passes the adapted ones with teacher_gradient=True.
     """
     check_choice("pool", pool, POOLS)
     pairs = list(pairs)
@@ -219,7 +223,9 @@ def pairwise_gram_loss(teacher_feats: Features, student_feats: Features,
         raise ValueError(f"`weight` needs one value per pair ({len(pairs)}). Received: weight={weight!r}")
     total = None
     for (a, b), lam in zip(pairs, weights):
-        t1, t2 = (ops.stop_gradient(_lookup(teacher_feats, k, "teacher_feats")) for k in (a, b))
+        t1, t2 = (_lookup(teacher_feats, k, "teacher_feats") for k in (a, b))
+        if not teacher_gradient:
+            t1, t2 = ops.stop_gradient(t1), ops.stop_gradient(t2)
         s1, s2 = (_lookup(student_feats, k, "student_feats") for k in (a, b))
         for t, s in ((t1, s1), (t2, s2)):
             check_rank(t, 4, "teacher_feats")
@@ -241,7 +247,7 @@ def pairwise_gram_loss(teacher_feats: Features, student_feats: Features,
 def gram_loss(teacher_feats: Features, student_feats: Features,
               pairs: Sequence[tuple[TapKey, TapKey]], *,
               reduction: str = "mean", weight: Union[float, Sequence[float]] = 1.0,
-              pool: str = "avg") -> Tensor:
+              pool: str = "avg", teacher_gradient: bool = False) -> Tensor:
     """The cross-layer Gram loss L_KD, per example.
 
     Chou, Chiu & Liao (2021), Eq. 4:
@@ -274,10 +280,13 @@ def gram_loss(teacher_feats: Features, student_feats: Features,
       reduction: `"mean"` (default) or `"sum"`, see above.
       weight: λ, one float for all pairs (the paper) or one per pair.
       pool: `"avg"` (default) or `"max"`, see `gram_matrix`.
+      teacher_gradient: let gradients reach `teacher_feats` (for trainable
+        adapters on the teacher side); default False, a fixed target.
 
     Returns:
       (B,) float32 per-example losses.
     """
     check_choice("reduction", reduction, REDUCTIONS)
     return pairwise_gram_loss(teacher_feats, student_feats, pairs,
-                              lambda g_t, g_s: gram_distance(g_t, g_s, reduction), weight, pool)
+                              lambda g_t, g_s: gram_distance(g_t, g_s, reduction), weight, pool,
+                              teacher_gradient)

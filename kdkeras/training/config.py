@@ -65,6 +65,8 @@ class TrainConfig:
     test_subset: Optional[int] = None
     augment: bool = True
     jit_compile: bool = False
+    strategy: str = "default"  # "default", "mirrored" or "mirrored:N" (kdkeras.training.strategy)
+    on_nonfinite: str = "stop"  # "stop" or "skip" a step with a NaN/Inf loss (training/guards.py)
     resume: bool = False
     overwrite: bool = False
     verbose: int = 2
@@ -82,6 +84,12 @@ class TrainConfig:
                 f"Unknown preset {self.preset!r}. Valid presets: {', '.join(PRESET_NAMES)}.")
         if self.resume and self.overwrite:
             raise ValueError("resume and overwrite exclude each other: pick one.")
+        if self.on_nonfinite not in ("stop", "skip"):
+            raise ValueError("on_nonfinite must be 'stop' or 'skip'. "
+                             f"Received: on_nonfinite={self.on_nonfinite!r}.")
+        from kdkeras.training.strategy import parse_strategy
+
+        parse_strategy(self.strategy)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -15,6 +15,7 @@ from kdkeras import models
 from kdkeras.distill import Distiller, method_config
 from kdkeras.training.checkpoints import prepare_run_dir
 from kdkeras.training.config import DistillRunConfig, TrainConfig
+from kdkeras.training.strategy import get_strategy
 from kdkeras.training.trainer import fit_in_run_dir
 
 
@@ -47,8 +48,10 @@ def train_model(config: TrainConfig, splits=None) -> dict:
     _check_batch(config, splits)
     run_dir = prepare_run_dir(config.workdir, config.to_dict(), resume=config.resume,
                               overwrite=config.overwrite)
-    model = build_model(config.model, splits)
-    trainer = Distiller(model, [], method_config("student"), weight_decay=config.weight_decay)
+    keras.utils.set_random_seed(config.seed)  # the initial weights are the seed's
+    with get_strategy(config.strategy).scope():
+        model = build_model(config.model, splits)
+        trainer = Distiller(model, [], method_config("student"), weight_decay=config.weight_decay)
     return fit_in_run_dir(trainer, splits, config, run_dir, save_name="model.keras")
 
 
@@ -100,9 +103,11 @@ def distill_model(config: DistillRunConfig, splits=None) -> dict:
     splits = splits or _load_data(config)
     _check_batch(config, splits)
     teacher_paths = list(config.teachers)
+    strategy = get_strategy(config.strategy)
     # Validate given checkpoints before any training starts.
-    teachers = [load_teacher(p, expected_model=config.teacher_model,
-                             num_classes=splits.num_classes) for p in teacher_paths]
+    with strategy.scope():
+        teachers = [load_teacher(p, expected_model=config.teacher_model,
+                                 num_classes=splits.num_classes) for p in teacher_paths]
     if config.method != "student" and not teachers and not config.train_teachers:
         raise ValueError(f"Method {config.method!r} needs teachers: pass --teachers=PATHS "
                          "or --train_teachers=K.")
@@ -117,11 +122,14 @@ def distill_model(config: DistillRunConfig, splits=None) -> dict:
         print(f"Training teacher {tcfg.model} (seed {tcfg.seed}) in {tcfg.workdir}", flush=True)
         train_model(tcfg, splits)
         teacher_paths.append(str(Path(tcfg.workdir) / "model.keras"))
-        teachers.append(load_teacher(teacher_paths[-1], expected_model=config.teacher_model))
+        with strategy.scope():
+            teachers.append(load_teacher(teacher_paths[-1], expected_model=config.teacher_model))
     if distill_config.uses_teachers is False:
         teachers = []
-    student = build_model(config.model, splits)
-    distiller = Distiller(student, teachers, distill_config, weight_decay=config.weight_decay)
+    keras.utils.set_random_seed(config.seed)  # the student's initial weights are the seed's
+    with strategy.scope():
+        student = build_model(config.model, splits)
+        distiller = Distiller(student, teachers, distill_config, weight_decay=config.weight_decay)
     extra = {"method": config.method, "teacher_model": config.teacher_model,
              "teachers": teacher_paths, "distill_config": dataclasses.asdict(distill_config)}
     return fit_in_run_dir(distiller, splits, config, run_dir, save_name="student.keras",

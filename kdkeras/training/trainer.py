@@ -7,14 +7,16 @@ weight decay and one checkpoint format) and hand it to `fit_in_run_dir`.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import keras
 
-from kdkeras.training.checkpoints import EpochCheckpoint, restore_latest
+from kdkeras.training.checkpoints import (EpochCheckpoint, restore_latest, trim_csv_history,
+                                          write_atomic)
+from kdkeras.training.guards import NonFiniteGuard, SignalStop
 from kdkeras.training.config import TrainConfig
 from kdkeras.training.provenance import provenance, write_json_atomic
+from kdkeras.training.strategy import resolve_jit_compile
 
 
 def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
@@ -23,27 +25,34 @@ def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
                                 nesterov=config.nesterov)
 
 
-def input_pipelines(splits, config: TrainConfig):
+def _subset(requested, available):
+    """A subset no larger than the data (a preset's subset may exceed a small dataset)."""
+    return None if requested is None or requested >= available else requested
+
+
+def input_pipelines(splits, config: TrainConfig, initial_epoch: int = 0):
+    """The training pipeline of epochs `initial_epoch`..`config.epochs - 1`, and the test one.
+
+    Each epoch's shuffle and augmentation depend only on (seed, epoch), so a run
+    resumed at epoch e sees the batches the uninterrupted run saw.
+    """
     from kdkeras.data import make_input_pipeline
 
     stats = dict(mean=splits.mean, std=splits.std)
     train = make_input_pipeline(splits.train, training=True, batch_size=config.batch_size,
                                 seed=config.seed, augment=config.augment,
-                                subset=config.train_subset,
+                                subset=_subset(config.train_subset, splits.num_train), epochs=config.epochs,
+                                initial_epoch=initial_epoch,
                                 labels=getattr(splits, "train_labels", None), **stats)
     test = make_input_pipeline(splits.test, training=False, batch_size=config.batch_size,
-                               seed=config.seed, augment=False, subset=config.test_subset,
+                               seed=config.seed, augment=False, subset=_subset(config.test_subset, splits.num_test),
                                labels=getattr(splits, "test_labels", None), **stats)
     return train, test
 
 
 def save_model_atomic(model: keras.Model, path) -> Path:
-    """`model.save` through a temporary `.keras` file and a rename."""
-    path = Path(path)
-    tmp = path.with_name(f"tmp-{path.name}")
-    model.save(tmp)
-    os.replace(tmp, path)
-    return path
+    """`model.save` through a temporary `.keras` file and a rename (none left on failure)."""
+    return write_atomic(path, model.save, what="model")
 
 
 def data_scale(splits, config: TrainConfig) -> dict:
@@ -61,21 +70,39 @@ def fit_in_run_dir(model, splits, config: TrainConfig, run_dir, *, save_name: st
     """
     run_dir = Path(run_dir)
     keras.utils.set_random_seed(config.seed)
-    train_ds, test_ds = input_pipelines(splits, config)
-    model.compile(optimizer=make_optimizer(config), jit_compile=config.jit_compile)
-    initial_epoch, history = restore_latest(model, run_dir) if config.resume else (0, [])
+    # The optimizer (and its restored state) live in the model's strategy.
+    strategy = model.distribute_strategy
+    with strategy.scope():
+        model.compile(optimizer=make_optimizer(config),
+                      jit_compile=resolve_jit_compile(strategy, config.jit_compile))
+        initial_epoch, history = restore_latest(model, run_dir) if config.resume else (0, [])
     if initial_epoch:
         print(f"Resuming {run_dir} after epoch {initial_epoch}/{config.epochs}.", flush=True)
+        trim_csv_history(run_dir / "history.csv", initial_epoch)
+    train_ds, test_ds = input_pipelines(splits, config, initial_epoch)
+    # The guards stop the run after the current batch (a NaN/Inf loss term, or
+    # SIGINT/SIGTERM); the checkpoint keeps the last complete, finite epoch.
+    nonfinite = NonFiniteGuard(config.on_nonfinite, run_dir=run_dir)
+    on_signal = SignalStop(run_dir)
+    checkpoint = EpochCheckpoint(run_dir, history, guards=[nonfinite])
     callbacks = [
         keras.callbacks.LearningRateScheduler(config.learning_rate_at),
-        EpochCheckpoint(run_dir, history),
+        nonfinite,
+        checkpoint,
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=initial_epoch > 0),
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False),
+        on_signal,
     ]
     if initial_epoch < config.epochs:
-        model.fit(train_ds, validation_data=test_ds, epochs=config.epochs,
-                  initial_epoch=initial_epoch, callbacks=callbacks, verbose=config.verbose)
-    history = callbacks[1].history
+        try:
+            model.fit(train_ds, validation_data=test_ds, epochs=config.epochs,
+                      initial_epoch=initial_epoch, steps_per_epoch=train_ds.steps_per_epoch,
+                      callbacks=callbacks, verbose=config.verbose)
+        finally:
+            on_signal.restore()
+        nonfinite.raise_if_stopped()
+        on_signal.raise_if_stopped()
+    history = checkpoint.history
     final = model.evaluate(test_ds, return_dict=True, verbose=0)
     saved = save_model_atomic(model.student, run_dir / save_name)
     results = {

@@ -74,3 +74,15 @@ def test_bad_distill_inputs_give_one_clear_error(tmp_path, args, message):
     assert message in proc.stderr and "Traceback" not in proc.stderr
     # Refused before anything was trained or written.
     assert not (tmp_path / "w" / "teachers").exists()
+
+
+def test_a_finished_distillation_resumes_as_the_same_run(distilled):
+    # Its config holds tuples (teachers, distill_options) that come back from
+    # config.json as lists: --resume must still recognise the run and skip it.
+    before = json.loads((distilled / "results.json").read_text())["history"]
+    proc = run_script("distill.py", "--model=resnet8", "--teacher_model=resnet8",
+                      "--train_teachers=2", "--method=ours", f"--workdir={distilled}",
+                      "--resume", *SMOKE)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    after = json.loads((distilled / "results.json").read_text())["history"]
+    assert after == before

@@ -91,6 +91,12 @@ def test_gram_distillation_needs_bundled_models():
                                      distillation_losses=GramDistillation(depth=1))
 
 
+def test_gram_distillation_rejects_a_layer_that_is_not_a_bundle():
+    with pytest.raises(ValueError, match="not a TapBundle"):
+        keras.distillation.Distiller(teacher=_net("teacher", 0), student=_net("student", 1),
+                                     distillation_losses=GramDistillation(tap_layer_name="tap_stage3"))
+
+
 def test_gram_distillation_rejects_a_depth_the_taps_cannot_give():
     with pytest.raises(ValueError, match="depth"):
         keras.distillation.Distiller(teacher=with_tap_bundle(_net("teacher", 0)),

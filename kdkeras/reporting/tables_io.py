@@ -1,0 +1,224 @@
+"""Reading reproduced tables and rendering them beside the paper's reported figures.
+
+    from kdkeras.reporting import tables_io
+    record = tables_io.load_table(2)                  # results/table_2.json, or None
+    tables_io.show_table(2)                           # Markdown: ours | paper | gap
+
+The results directory is `$KDKERAS_RESULTS_DIR` if set, else `results/` of the
+current directory or of the kdkeras checkout. The paper's figures come from
+`paper_reported.json` in that directory, else from the checkout's `results/`.
+A missing or partial table is reported in words, never as an exception, so the
+notebooks run whatever has been reproduced so far.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Optional
+
+from kdkeras.reporting.aggregate import format_mean_std
+
+RESULTS_ENV = "KDKERAS_RESULTS_DIR"
+PAPER_FILE = "paper_reported.json"
+_REPO_RESULTS = Path(__file__).resolve().parents[2] / "results"
+
+
+def results_dir(path=None) -> Path:
+    """`path`, else `$KDKERAS_RESULTS_DIR`, else ./results, else the checkout's results/."""
+    if path is not None:
+        return Path(path)
+    if os.environ.get(RESULTS_ENV):
+        return Path(os.environ[RESULTS_ENV])
+    local = Path("results")
+    return local if local.is_dir() else _REPO_RESULTS
+
+
+def table_path(number: int, path=None) -> Path:
+    return results_dir(path) / f"table_{number}.json"
+
+
+def load_table(number: int, path=None) -> Optional[dict]:
+    """The record `experiments/reproduce.py` wrote for table `number`, or None."""
+    file = table_path(number, path)
+    if not file.exists():
+        return None
+    try:
+        return json.loads(file.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def load_paper(path=None) -> dict:
+    """The paper's reported figures (`results/paper_reported.json`)."""
+    for candidate in (results_dir(path) / PAPER_FILE, _REPO_RESULTS / PAPER_FILE):
+        if candidate.exists():
+            return json.loads(candidate.read_text())
+    return {"figures": {}, "sources": {}}
+
+
+def paper_figures(number: int, paper: Optional[dict] = None) -> dict:
+    """The figures of the paper that belong to table `number` (key -> figure)."""
+    paper = paper if paper is not None else load_paper()
+    return {k: f for k, f in paper.get("figures", {}).items() if number in f.get("tables", ())}
+
+
+def missing_message(number: int, path=None) -> str:
+    return (f"**Table {number}: no result yet** (`{table_path(number, path)}` does not exist). "
+            f"Run `python experiments/reproduce.py --table={number} --preset=...` to make it.")
+
+
+# --- Markdown rendering -----------------------------------------------------------
+def _pct(value: Optional[float], signed: bool = False, digits: int = 2) -> str:
+    if value is None:
+        return "—"
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
+def scale_line(record: dict) -> str:
+    """One sentence saying what scale a table's numbers came from."""
+    s = record.get("scale", {})
+    prov = s.get("provenance", {})
+    machine = prov.get("machine", {})
+    seeds = s.get("seeds", [])
+    return (f"Scale: preset `{s.get('preset')}`, {len(seeds)} seed(s) {seeds}, data "
+            f"`{s.get('dataset')}` ({s.get('num_train')} train / {s.get('num_test')} test images, "
+            f"{s.get('num_classes')} classes), {s.get('epochs')} epoch(s), batch "
+            f"{s.get('batch_size')}; teachers: {s.get('teachers')}. Commit "
+            f"`{prov.get('git_commit', '?')}`, {prov.get('date', '?')}, "
+            f"{machine.get('device', '?')}.")
+
+
+def render_rows(record: dict, paper: Optional[dict] = None) -> str:
+    """The accuracy table: each row's top-1 (mean ± std), gap to the baseline, paper figures."""
+    figures = paper_figures(record["table"], paper)
+    top1_by_row = {f["row"]: f for f in figures.values() if f["kind"] == "top1"}
+    gap_by_row = {f["row"]: f for f in figures.values() if f["kind"] == "gap"}
+    lines = [f"| row | top-1 % (ours, mean ± std) | Δ vs {record['baseline']} (ours) "
+             "| top-1 % (paper) | Δ (paper) | gap: ours − paper Δ |",
+             "|---|---|---|---|---|---|"]
+    for row in record["rows"]:
+        label = row["label"] + ("" if row.get("in_paper", True) else " *(kdkeras addition)*")
+        if row["status"] == "not_applicable":
+            lines.append(f"| {label} | n/a: {row.get('reason', '')} | | | | |")
+            continue
+        ours = format_mean_std(row.get("top1"))
+        if row["status"] == "error":
+            ours = f"error: {row.get('reason', '')}"
+        elif row["status"] == "missing" and not row.get("runs"):
+            ours = "missing"
+        delta = row.get("delta_vs_baseline")
+        p_top1 = top1_by_row.get(row["label"])
+        p_gap = gap_by_row.get(row["label"])
+        paper_top1 = f"{p_top1['value']:.2f}" + (" (row assumed)" if p_top1.get("assumption")
+                                                 else "") if p_top1 else ""
+        paper_gap, gap_gap = "", ""
+        if p_gap:
+            paper_gap = f"{p_gap['value']:+.2f} (vs {p_gap['over']})"
+            ours_gap = _gap(record, row["label"], p_gap["over"])
+            gap_gap = _pct(None if ours_gap is None else ours_gap - p_gap["value"], signed=True)
+        lines.append(f"| {label} | {ours} | {_pct(delta, signed=True)} | {paper_top1} | "
+                     f"{paper_gap} | {gap_gap} |")
+    return "\n".join(lines)
+
+
+def _gap(record: dict, label: str, over: str) -> Optional[float]:
+    rows = {r["label"]: r for r in record["rows"]}
+    a, b = rows.get(label, {}).get("top1"), rows.get(over, {}).get("top1")
+    if not a or not b or a.get("mean") is None or b.get("mean") is None:
+        return None
+    return a["mean"] - b["mean"]
+
+
+def render_cost(record: dict, paper: Optional[dict] = None) -> str:
+    """Params / FLOPs / latency of the table's models, and the ratios beside the paper's."""
+    cost = record.get("cost")
+    if not cost:
+        return ""
+    figures = paper_figures(record["table"], paper)
+    latency_paper = {}
+    for f in figures.values():
+        if f["kind"] == "latency_ms":
+            latency_paper.update(f["value"])
+    lines = ["| model | params | FLOPs | latency ms (ours, median) | latency ms (paper) | device |",
+             "|---|---|---|---|---|---|"]
+    for name, c in cost["models"].items():
+        lat = c["latency"]
+        paper_ms = latency_paper.get(name)
+        lines.append(f"| {name} | {c['params']:,} | {c['flops'] / 1e6:,.1f}M | "
+                     f"{lat['median_ms']:.2f} | {'' if paper_ms is None else paper_ms} | "
+                     f"{lat['device']} |")
+    ratio_paper = {}
+    for f in figures.values():
+        if f["kind"] == "ratio":
+            ratio_paper.update(f["value"])
+    lines += ["", "| teacher → student | compression (params) | computation (FLOPs) "
+              "| params −% | FLOPs −% | latency speed-up | paper |", "|---|---|---|---|---|---|---|"]
+    for i, (pair, r) in enumerate(cost["ratios"].items()):
+        paper_text = ", ".join(_RATIO_TEXT[k].format(v) for k, v in ratio_paper.items()
+                               if k in _RATIO_TEXT) if i == 0 else ""
+        lines.append(f"| {pair} | {r['compression_ratio']:.2f}× | {r['computation_ratio']:.2f}× | "
+                     f"{r['params_reduction_pct']:.1f}% | {r['macs_reduction_pct']:.1f}% | "
+                     f"{r['latency_speedup']:.2f}× | {paper_text} |")
+    if latency_paper:
+        lines += ["", "The paper's times are from its own hardware: compare the ratios, "
+                      "not the milliseconds."]
+    lines += ["", cost.get("note", "")]
+    return "\n".join(lines)
+
+
+_RATIO_TEXT = {"compression_ratio": "{}× params", "computation_ratio": "{}× FLOPs",
+               "params_reduction_pct": "params −{}%", "macs_reduction_pct": "FLOPs −{}%"}
+
+
+def render_figure_notes(record: dict, paper: Optional[dict] = None) -> str:
+    """The paper figures of this table with their source and how kdkeras reads them."""
+    paper = paper if paper is not None else load_paper()
+    sources = paper.get("sources", {})
+    items = []
+    for key, f in paper_figures(record["table"], paper).items():
+        note = f" Reading: {f['assumption']}" if f.get("assumption") else ""
+        unit = f" {f['unit']}" if f.get("unit") else ""
+        source = sources.get(f["source"], f["source"]).rstrip(".")
+        items.append(f"- `{key}` = {f['value']}{unit}: \"{f['quote']}\"; source: {source}.{note}")
+    if not items:
+        return "The paper's text states no figure of this table (its cells are in an image)."
+    return "Paper figures for this table:\n" + "\n".join(items)
+
+
+def render_table(record: Optional[dict], number: Optional[int] = None,
+                 paper: Optional[dict] = None, path=None) -> str:
+    """The whole Markdown block of one table (or the 'missing' message)."""
+    if record is None:
+        return missing_message(number, path)
+    paper = paper if paper is not None else load_paper(path)
+    head = (f"### Table {record['table']}: {record['title']}\n\n"
+            f"Status: **{record['status']}**. {scale_line(record)}\n")
+    parts = [head, render_rows(record, paper)]
+    if record.get("cost"):
+        parts.append(render_cost(record, paper))
+    parts.append(render_figure_notes(record, paper))
+    if record.get("notes"):
+        parts.append(f"How this table is built: {record['notes']}")
+    return "\n\n".join(parts)
+
+
+def show_table(number: int, path=None) -> Optional[dict]:
+    """Displays table `number` as Markdown (in a notebook) or text; returns its record."""
+    record = load_table(number, path)
+    display_markdown(render_table(record, number, path=path))
+    return record
+
+
+def display_markdown(text: str) -> None:
+    try:
+        from IPython import get_ipython
+        from IPython.display import Markdown, display
+
+        if get_ipython() is not None:
+            display(Markdown(text))
+            return
+    except ImportError:
+        pass
+    print(text)

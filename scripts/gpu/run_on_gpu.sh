@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# On the GPU machine (JAX with CUDA, no TensorFlow, no Keras, no network), from the
+# repository root, after scripts/gpu/build_carry.sh built .carry/ here:
+#   scripts/gpu/run_on_gpu.sh [run_experiment.py flags]      e.g. --preset=paper --seeds=0
+# (through the device tool: run(command="scripts/gpu/run_on_gpu.sh --preset=smoke",
+#  carry=[".carry"]).)
+# 1. installs .carry/wheels (kdkeras, keras, namex, optree) into $SITE (/tmp/site);
+# 2. if .carry/resume/ holds runs.tar.gz.part-* (from an earlier call's $OUT), unpacks them,
+#    so every run continues from its last finished epoch;
+# 3. runs scripts/gpu/run_experiment.py with KERAS_BACKEND=jax on the carried CIFAR-10
+#    JPEG tar, stopped by a TERM after BUDGET_S seconds (default 540, inside the tool's
+#    10-minute limit; per-epoch checkpoints make the stop safe);
+# 4. leaves under $OUT: summary.json (accuracies, provenance), provenance.json (GPU, driver,
+#    backend, versions, carry manifest), log.txt, runs.tar.gz.part-00.. (every run directory
+#    with its newest checkpoint, in parts of at most 15 MiB: copy them to .carry/resume/ to
+#    continue in the next call).
+set -uo pipefail
+OUT=${OUT:?set OUT to the folder the results go to}
+BUDGET_S=${BUDGET_S:-540}
+ROOT=${ROOT:-/tmp/kdkeras-runs}
+CACHE=${CACHE:-/tmp/kdkeras-cifar10-jpeg.npz}
+PY=${PY:-python3}
+SITE=${SITE:-/tmp/site}
+export KERAS_BACKEND=jax PYTHONUNBUFFERED=1 PYTHONPATH=$SITE${PYTHONPATH:+:$PYTHONPATH}
+# Let XLA take GPU memory as it needs it instead of 75 % up front.
+export XLA_PYTHON_CLIENT_PREALLOCATE=${XLA_PYTHON_CLIENT_PREALLOCATE:-false}
+
+"$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+  --target "$SITE" .carry/wheels/*.whl || exit 1
+mkdir -p "$ROOT"
+if [ -d .carry/resume ] && [ ! -f "$ROOT/.resumed" ]; then  # a warm machine has them already
+  "$PY" scripts/gpu/runs_archive.py unpack .carry/resume "$ROOT" && touch "$ROOT/.resumed"
+fi
+
+"$PY" - "$OUT/provenance.json" <<'PYEOF'
+import json, os, subprocess, sys
+import jax, keras
+def sh(*cmd):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=60).stdout.strip()
+    except OSError:
+        return None
+info = {"backend": keras.backend.backend(), "keras": keras.__version__, "jax": jax.__version__,
+        "devices": [f"{d.platform}:{d.device_kind}" for d in jax.devices()],
+        "nvidia_smi": sh("nvidia-smi", "--query-gpu=name,memory.total,driver_version",
+                         "--format=csv,noheader"),
+        "python": sys.version.split()[0], "cpu_count": os.cpu_count()}
+try:
+    info["carry_manifest"] = json.load(open(".carry/MANIFEST.json"))
+except OSError:
+    pass
+json.dump(info, open(sys.argv[1], "w"), indent=2)
+print(info["devices"], info["nvidia_smi"])
+PYEOF
+
+timeout --signal=TERM --kill-after=30 "$BUDGET_S" "$PY" scripts/gpu/run_experiment.py \
+  --data=.carry/data/cifar10-jpeg.tar.gz --cache="$CACHE" --root="$ROOT" "$@" \
+  2>&1 | tee "$OUT/log.txt"
+status=${PIPESTATUS[0]}
+case $status in
+  0) echo "finished" ;;
+  124|137) echo "stopped after ${BUDGET_S}s: copy runs.tar.gz.part-* to .carry/resume/, call again" ;;
+  *) echo "failed with status $status (see log.txt)" ;;
+esac | tee -a "$OUT/log.txt"
+cp "$ROOT/summary.json" "$OUT/summary.json" 2>/dev/null
+"$PY" scripts/gpu/runs_archive.py pack "$ROOT" "$OUT/runs.tar.gz"
+exit "$status"
