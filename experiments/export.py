@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 
 from absl import app, flags
+from absl import logging as absl_logging
 
 import common
 
@@ -91,6 +92,8 @@ def main(argv):
     del argv
     from kdkeras.export import export_student
     from kdkeras.training.provenance import provenance, write_json_atomic
+
+    absl_logging.set_verbosity(absl_logging.WARNING)   # SavedModel-writing chatter
 
     def run():
         model_path = find_model(Path(FLAGS.model_path))

@@ -1,4 +1,4 @@
-"""The Distiller's train step on the TensorFlow backend: two gradients from one tape.
+"""The Distiller's train step on the TensorFlow backend: ∇CE and ∇KD from one tape.
 
 Everything else (loss terms, the β rule, weight decay, metrics) is shared and
 lives in `Distiller`/`beta`; here TensorFlow takes ∇CE and ∇KD its own way, and
@@ -24,6 +24,11 @@ With β off (Hinton KD, FSP, RKD, the ablations without β) the split changes
 nothing in the update, so the step takes one gradient of the whole loss, one
 backward pass instead of two; the logs then hold that gradient's norm as
 `ce_grad_norm`, `kd_grad_norm` = τ = 0 and β = `kd_scale` = 1.
+
+Teacher outputs computed ahead of the step (e.g. by int8 TFLite teachers in the
+input pipeline, `kdkeras.distill.teacher_outputs`) come in the batch as
+`({"image": x, "teacher_outputs": ((logits, taps...), ...)}, y)`; the step then
+runs no teacher.
 
 Mixed precision: losses and Gram matrices are float32 (`compute_terms` casts);
 with a `LossScaleOptimizer` the two losses are scaled for their backward pass
@@ -107,9 +112,9 @@ def train_step(d, data):
     _check_xla(d, strategy)
     optimizer = d.optimizer
     loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
-    # Teachers run in inference mode outside the tape: no activations are kept
-    # for a backward pass that never reaches them.
-    # Or their outputs come with the batch, computed ahead (teacher_outputs.py).
+    # Teachers run in inference mode outside the tape (no activations are kept
+    # for a backward pass that never reaches them), unless their outputs came
+    # with the batch, computed ahead (teacher_outputs.py).
     x, precomputed = split_batch(x)
     teacher_outputs = (_check_precomputed(d, precomputed) if precomputed is not None and d.has_kd
                        else d.teacher_outputs(x))

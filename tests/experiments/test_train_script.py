@@ -4,6 +4,8 @@ import importlib.util
 import json
 
 import keras
+
+import kdkeras  # noqa: F401  (registers the custom layers a .keras file may hold)
 import pytest
 
 from helpers import CIFAR10_JPEG, run_script
