@@ -15,16 +15,21 @@ import keras
 TAP_PREFIX = "tap_"
 
 
-def _graph(model: keras.Model):
-    """The functional graph of a functional or built Sequential model."""
+def functional_graph(model: keras.Model, reader: str = "Tapping") -> keras.Model:
+    """The functional graph of a functional or built Sequential model.
+
+    What reads layer calls and shapes from a model (taps here, the MAC count in
+    `kdkeras.utils.cost`) gets them from this graph; `reader` names it in the
+    error a model without one (a subclassed model) raises.
+    """
     if isinstance(model, keras.Model):
         if hasattr(model, "_nodes_by_depth"):
             return model
         if getattr(model, "_functional", None) is not None:  # a built Sequential
             return model._functional
     raise ValueError(
-        "Taps need a functional (or built Sequential) keras.Model. "
-        f"Received: model of type {type(model).__name__}"
+        f"{reader} needs a functional (or built Sequential) keras.Model. "
+        f"Received: model {getattr(model, 'name', None)!r} of type {type(model).__name__}"
     )
 
 
@@ -32,7 +37,7 @@ def _layer_output(model: keras.Model, layer) -> keras.KerasTensor:
     """The output of `layer`'s single call inside `model`'s graph."""
     nodes = [
         node
-        for depth_nodes in _graph(model)._nodes_by_depth.values()
+        for depth_nodes in functional_graph(model)._nodes_by_depth.values()
         for node in depth_nodes
         if node.operation is layer
     ]
@@ -46,7 +51,7 @@ def _layer_output(model: keras.Model, layer) -> keras.KerasTensor:
 
 def tap_names(model: keras.Model) -> list[str]:
     """Names of the model's `tap_*` layers, in forward order."""
-    _graph(model)
+    functional_graph(model)
     return [layer.name for layer in model.layers if layer.name.startswith(TAP_PREFIX)]
 
 
@@ -111,5 +116,7 @@ def tapped_model(model: keras.Model, names: Sequence[str] | None = None) -> kera
     # The graph's own input structure (a tensor, a list or a dict), so the
     # tapped model is called exactly like `model`.
     return keras.Model(
-        _graph(model).input, [model.outputs[0], *taps.values()], name=f"{model.name}_tapped"
+        functional_graph(model).input,
+        [model.outputs[0], *taps.values()],
+        name=f"{model.name}_tapped",
     )

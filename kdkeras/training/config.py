@@ -104,8 +104,9 @@ class DistillRunConfig(TrainConfig):
     """A distillation run: the training recipe plus teachers, student and method.
 
     `model` is the student. Teachers come from `teachers` (checkpoint paths) or
-    are trained first: `train_teachers` of architecture `teacher_model`, each
-    with its own seed (seed + 1000·k), as the paper's P3 asks.
+    are trained first: `train_teachers` of architecture `teacher_model`, teacher
+    k with seed k whatever the student's seed (`kdkeras.training.runs.teacher_configs`),
+    so that the student runs of several seeds share one offline ensemble (the paper's P3).
     """
 
     model: str = "resnet8"

@@ -2,11 +2,16 @@
 
 These are what `experiments/train.py` and `experiments/distill.py` call, and what
 the table reproduction composes; they validate their inputs before any compute.
+Their `fit` is the loop that trains the built `Distiller` in its run directory:
+`fit_in_run_dir` on tf.data, or its twin on in-memory arrays
+(`kdkeras.training.jax_runs.fit_arrays_in_run_dir`, for the JAX backend).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
@@ -41,7 +46,18 @@ def build_model(name: str, splits) -> keras.Model:
     return models.get(name, num_classes=splits.num_classes, input_shape=splits.image_shape)
 
 
-def train_model(config: TrainConfig, splits=None) -> dict:
+def _strategy_scope(config: TrainConfig):
+    """The scope the run's models are built in: its `tf.distribute` strategy's.
+
+    Strategies are TensorFlow's; on another backend (JAX places arrays itself)
+    the models are built in no scope.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return contextlib.nullcontext()
+    return get_strategy(config.strategy).scope()
+
+
+def train_model(config: TrainConfig, splits=None, *, fit: Callable = fit_in_run_dir) -> dict:
     """Trains `config.model` from scratch (the `student` method, no teachers)."""
     models.spec(config.model)
     splits = splits or _load_data(config)
@@ -49,10 +65,10 @@ def train_model(config: TrainConfig, splits=None) -> dict:
     run_dir = prepare_run_dir(config.workdir, config.to_dict(), resume=config.resume,
                               overwrite=config.overwrite)
     keras.utils.set_random_seed(config.seed)  # the initial weights are the seed's
-    with get_strategy(config.strategy).scope():
+    with _strategy_scope(config):
         model = build_model(config.model, splits)
         trainer = Distiller(model, [], method_config("student"), weight_decay=config.weight_decay)
-    return fit_in_run_dir(trainer, splits, config, run_dir, save_name="model.keras")
+    return fit(trainer, splits, config, run_dir, save_name="model.keras")
 
 
 def load_teacher(path, *, expected_model: str | None = None,
@@ -95,17 +111,17 @@ def teacher_configs(config: DistillRunConfig) -> list[TrainConfig]:
             for k in range(config.train_teachers)]
 
 
-def distill_model(config: DistillRunConfig, splits=None) -> dict:
-    """Distils `config.model` from K teachers (given or trained first)."""
+def distill_model(config: DistillRunConfig, splits=None, *,
+                  fit: Callable = fit_in_run_dir) -> dict:
+    """Distils `config.model` from K teachers (given or trained first, by the same `fit`)."""
     models.spec(config.model)
     models.spec(config.teacher_model)
     distill_config = method_config(config.method, **dict(config.distill_options))
     splits = splits or _load_data(config)
     _check_batch(config, splits)
     teacher_paths = list(config.teachers)
-    strategy = get_strategy(config.strategy)
     # Validate given checkpoints before any training starts.
-    with strategy.scope():
+    with _strategy_scope(config):
         teachers = [load_teacher(p, expected_model=config.teacher_model,
                                  num_classes=splits.num_classes) for p in teacher_paths]
     if config.method != "student" and not teachers and not config.train_teachers:
@@ -120,17 +136,17 @@ def distill_model(config: DistillRunConfig, splits=None) -> dict:
                               overwrite=config.overwrite)
     for tcfg in teacher_configs(config):
         print(f"Training teacher {tcfg.model} (seed {tcfg.seed}) in {tcfg.workdir}", flush=True)
-        train_model(tcfg, splits)
+        train_model(tcfg, splits, fit=fit)
         teacher_paths.append(str(Path(tcfg.workdir) / "model.keras"))
-        with strategy.scope():
+        with _strategy_scope(config):
             teachers.append(load_teacher(teacher_paths[-1], expected_model=config.teacher_model))
     if distill_config.uses_teachers is False:
         teachers = []
     keras.utils.set_random_seed(config.seed)  # the student's initial weights are the seed's
-    with strategy.scope():
+    with _strategy_scope(config):
         student = build_model(config.model, splits)
         distiller = Distiller(student, teachers, distill_config, weight_decay=config.weight_decay)
     extra = {"method": config.method, "teacher_model": config.teacher_model,
              "teachers": teacher_paths, "distill_config": dataclasses.asdict(distill_config)}
-    return fit_in_run_dir(distiller, splits, config, run_dir, save_name="student.keras",
-                          extra_results=extra)
+    return fit(distiller, splits, config, run_dir, save_name="student.keras",
+               extra_results=extra)

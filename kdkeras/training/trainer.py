@@ -2,11 +2,15 @@
 
 Both scripts build a `Distiller` (a plain training run is the `student` method
 with no teachers, so teachers, baselines and the full method share one loop, one
-weight decay and one checkpoint format) and hand it to `fit_in_run_dir`.
+weight decay and one checkpoint format) and hand it to `fit_in_run_dir`. The
+JAX runs on in-memory arrays (`kdkeras.training.jax_runs`) use the same loop
+with their own input pipelines and without TensorBoard.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
@@ -63,23 +67,39 @@ def data_scale(splits, config: TrainConfig) -> dict:
 
 
 def fit_in_run_dir(model, splits, config: TrainConfig, run_dir, *, save_name: str,
-                   extra_results: dict | None = None) -> dict:
+                   extra_results: dict | None = None,
+                   pipelines: Callable = input_pipelines, tensorboard: bool = True) -> dict:
     """Trains `model` (a `Distiller`) with checkpoints in `run_dir`; saves its student.
+
+    `pipelines(splits, config, initial_epoch)` gives the training and test
+    batches: `input_pipelines` (tf.data) by default, or
+    `kdkeras.training.jax_runs.array_batches` on arrays, which runs without
+    TensorFlow and so with `tensorboard=False`.
 
     Returns the results dict also written to `run_dir/results.json`.
     """
     run_dir = Path(run_dir)
+    backend = keras.backend.backend()
+    if config.on_nonfinite == "skip" and backend != "tensorflow":
+        raise ValueError("on_nonfinite='skip' runs on the TensorFlow backend only; "
+                         f"on {backend} use 'stop'.")
     keras.utils.set_random_seed(config.seed)
-    # The optimizer (and its restored state) live in the model's strategy.
-    strategy = model.distribute_strategy
-    with strategy.scope():
-        model.compile(optimizer=make_optimizer(config),
-                      jit_compile=resolve_jit_compile(strategy, config.jit_compile))
+    if backend == "tensorflow":
+        # The optimizer (and its restored state) live in the model's strategy.
+        strategy = model.distribute_strategy
+        scope = strategy.scope()
+        jit_compile = resolve_jit_compile(strategy, config.jit_compile)
+    else:
+        # An eager JAX step runs op by op, many times slower than the compiled one.
+        scope = contextlib.nullcontext()
+        jit_compile = True if backend == "jax" else config.jit_compile
+    with scope:
+        model.compile(optimizer=make_optimizer(config), jit_compile=jit_compile)
         initial_epoch, history = restore_latest(model, run_dir) if config.resume else (0, [])
     if initial_epoch:
         print(f"Resuming {run_dir} after epoch {initial_epoch}/{config.epochs}.", flush=True)
         trim_csv_history(run_dir / "history.csv", initial_epoch)
-    train_ds, test_ds = input_pipelines(splits, config, initial_epoch)
+    train_ds, test_ds = pipelines(splits, config, initial_epoch)
     # The guards stop the run after the current batch (a NaN/Inf loss term, or
     # SIGINT/SIGTERM); the checkpoint keeps the last complete, finite epoch.
     nonfinite = NonFiniteGuard(config.on_nonfinite, run_dir=run_dir)
@@ -90,13 +110,18 @@ def fit_in_run_dir(model, splits, config: TrainConfig, run_dir, *, save_name: st
         nonfinite,
         checkpoint,
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=initial_epoch > 0),
-        keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False),
-        on_signal,
     ]
+    if tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard"),
+                                                     write_graph=False))
+    callbacks.append(on_signal)
     if initial_epoch < config.epochs:
         try:
+            # A tf.data pipeline repeats over all the epochs, so it says how long
+            # one is; a PyDataset's length is its epoch.
             model.fit(train_ds, validation_data=test_ds, epochs=config.epochs,
-                      initial_epoch=initial_epoch, steps_per_epoch=train_ds.steps_per_epoch,
+                      initial_epoch=initial_epoch,
+                      steps_per_epoch=getattr(train_ds, "steps_per_epoch", None),
                       callbacks=callbacks, verbose=config.verbose)
         finally:
             on_signal.restore()

@@ -30,27 +30,17 @@ import time
 import keras
 import numpy as np
 
+from kdkeras.models.taps import functional_graph
+
 
 def count_params(model: keras.Model) -> int:
     """Trainable + non-trainable parameters, as `model.count_params()` counts them."""
     return int(model.count_params())
 
 
-def _graph(model: keras.Model):
-    if hasattr(model, "_nodes_by_depth"):
-        return model
-    if getattr(model, "_functional", None) is not None:  # a built Sequential
-        return model._functional
-    raise ValueError(
-        "count_macs reads layer shapes from the functional graph, so it needs a "
-        "functional or built Sequential model. "
-        f"Received: model {model.name!r} of type {type(model).__name__}"
-    )
-
-
 def _nodes(model: keras.Model):
     """The model's layer calls in forward order."""
-    by_depth = _graph(model)._nodes_by_depth
+    by_depth = functional_graph(model, "count_macs")._nodes_by_depth
     for depth in sorted(by_depth, reverse=True):
         yield from by_depth[depth]
 

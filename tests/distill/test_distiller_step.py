@@ -1,74 +1,19 @@
 """One Distiller step against a hand-worked update, and what a step may and may not touch."""
 
-import math
-
 import keras
 import numpy as np
 import pytest
 from keras import layers
 
+from hand_worked_step import BETA_STEP_CASES, C, D, BetaStep, linear
 from kdkeras.distill import Distiller, method_config
 
-B, D, C = 4, 3, 5
 
-
-def _linear(name, weights):
-    inp = keras.Input((D,))
-    out = layers.Dense(C, use_bias=False, name="logits")(inp)
-    model = keras.Model(inp, out, name=name)
-    model.get_layer("logits").set_weights([weights])
-    return model
-
-
-def _softmax(z):
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def _data():
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(B, D)).astype("float32")
-    y = np.array([0, 1, 2, 3], dtype="int32")
-    w_student = rng.normal(scale=0.5, size=(D, C)).astype("float32")
-    w_teacher = rng.normal(scale=0.5, size=(D, C)).astype("float32")
-    return x, y, w_student, w_teacher
-
-
-@pytest.mark.parametrize("kd_smaller, epoch, weight_decay",
-                         [(True, 0.0, 0.0), (True, 3.0, 0.01), (False, 1.0, 0.0)])
+@pytest.mark.parametrize("kd_smaller, epoch, weight_decay", BETA_STEP_CASES)
 def test_step_equals_the_hand_computed_update(kd_smaller, epoch, weight_decay):
-    x, y, w_s, w_t = _data()
-    if kd_smaller:   # a teacher close to the student: ‖∇KD‖ < ‖∇CE‖, β applies
-        w_t = w_s + 0.1 * w_t
-    else:            # a confident student on its labels, a teacher that disagrees
-        w_s = 4 * w_s
-        y = np.argmax(x @ w_s, axis=1).astype("int32")
-        w_t = -w_s
-    lr = 0.1
-    # By hand: z = xW, ∇_W CE = xᵀ(p_S − onehot)/B, ∇_W KL(p_T‖p_S) = xᵀ(p_S − p_T)/B.
-    p_s, p_t = _softmax(x @ w_s), _softmax(x @ w_t)
-    g_ce = x.T @ (p_s - np.eye(C)[y]) / B
-    g_kd = x.T @ (p_s - p_t) / B
-    n_ce, n_kd = np.linalg.norm(g_ce), np.linalg.norm(g_kd)
-    beta = 1 / (1 + math.exp(-(n_ce / n_kd) + epoch))
-    scale = beta if n_kd < n_ce else 1.0
-    expected = w_s - lr * (g_ce + weight_decay * w_s + scale * g_kd)
-
-    student, teacher = _linear("student", w_s), _linear("teacher", w_t)
-    config = method_config("ours", feature_loss=None, use_kl=True, beta_mode="paper")
-    d = Distiller(student, [teacher], config, weight_decay=weight_decay)
-    d.compile(optimizer=keras.optimizers.SGD(learning_rate=lr))
-    d.epoch.assign(epoch)
-    logs = d.train_step((x, y))
-
-    np.testing.assert_allclose(student.get_layer("logits").get_weights()[0], expected,
-                               rtol=1e-5, atol=1e-6)
-    assert float(logs["ce_grad_norm"]) == pytest.approx(n_ce, rel=1e-5)
-    assert float(logs["kd_grad_norm"]) == pytest.approx(n_kd, rel=1e-5)
-    assert float(logs["beta"]) == pytest.approx(beta, rel=1e-5)
-    assert float(logs["kd_scale"]) == pytest.approx(scale, rel=1e-5)
-    # The branch each case exercises (both must be covered).
-    assert (n_kd < n_ce) == kd_smaller
+    step = BetaStep(kd_smaller, epoch, weight_decay)
+    logs = step.distiller.train_step((step.x, step.y))
+    step.check(logs, step.student.get_layer("logits").get_weights()[0])
 
 
 def test_teachers_stay_bit_identical_while_student_and_adapters_move():
@@ -114,7 +59,7 @@ def test_saved_student_predicts_like_before_and_holds_no_teacher(tmp_path):
 
 
 def test_mismatched_classes_is_a_clear_error():
-    student = _linear("student", np.zeros((D, C), "float32"))
+    student = linear("student", np.zeros((D, C), "float32"))
     inp = keras.Input((D,))
     teacher = keras.Model(inp, layers.Dense(C + 1)(inp), name="teacher")
     with pytest.raises(ValueError, match="predicts 6 classes but the student .* predicts 5"):
@@ -138,4 +83,4 @@ def test_unknown_method_lists_the_valid_ones():
 
 def test_kd_method_without_teachers_is_a_clear_error():
     with pytest.raises(ValueError, match="distils from teachers, but none were given"):
-        Distiller(_linear("s", np.zeros((D, C), "float32")), [], method_config("hinton"))
+        Distiller(linear("s", np.zeros((D, C), "float32")), [], method_config("hinton"))

@@ -10,7 +10,6 @@ import math
 import keras
 import numpy as np
 import pytest
-from keras import layers
 
 if keras.backend.backend() != "jax":
     pytest.skip("JAX-backend tests (run by test_jax_backend.py under KERAS_BACKEND=jax)",
@@ -18,24 +17,12 @@ if keras.backend.backend() != "jax":
 
 import jax  # noqa: E402
 
+from hand_worked_step import (B, BETA_STEP_CASES, C, D, BetaStep, linear,  # noqa: E402
+                              linear_case)
 from kdkeras.distill import Distiller, method_config  # noqa: E402
 
-B, D, C = 4, 3, 5
 LOGS_WITH_KD = {"loss", "ce", "kl", "feature", "beta", "tau", "ce_grad_norm", "kd_grad_norm",
                 "kd_scale", "accuracy"}
-
-
-def _linear(name, weights):
-    inp = keras.Input((D,))
-    out = layers.Dense(C, use_bias=False, name="logits")(inp)
-    model = keras.Model(inp, out, name=name)
-    model.get_layer("logits").set_weights([weights])
-    return model
-
-
-def _softmax(z):
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def _state(d):
@@ -46,67 +33,25 @@ def _state(d):
         d.metrics_variables))
 
 
-@pytest.mark.parametrize("kd_smaller, epoch, weight_decay",
-                         [(True, 0.0, 0.0), (True, 3.0, 0.01), (False, 1.0, 0.0)])
+@pytest.mark.parametrize("kd_smaller, epoch, weight_decay", BETA_STEP_CASES)
 def test_compiled_stateless_step_equals_the_hand_computed_update(kd_smaller, epoch, weight_decay):
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(B, D)).astype("float32")
-    y = np.array([0, 1, 2, 3], dtype="int32")
-    w_s = rng.normal(scale=0.5, size=(D, C)).astype("float32")
-    w_t = rng.normal(scale=0.5, size=(D, C)).astype("float32")
-    if kd_smaller:   # a teacher close to the student: ‖∇KD‖ < ‖∇CE‖, β applies
-        w_t = w_s + 0.1 * w_t
-    else:            # a confident student on its labels, a teacher that disagrees
-        w_s = 4 * w_s
-        y = np.argmax(x @ w_s, axis=1).astype("int32")
-        w_t = -w_s
-    lr = 0.1
-    # By hand: z = xW, ∇_W CE = xᵀ(p_S − onehot)/B, ∇_W KL(p_T‖p_S) = xᵀ(p_S − p_T)/B.
-    p_s, p_t = _softmax(x @ w_s), _softmax(x @ w_t)
-    g_ce = x.T @ (p_s - np.eye(C)[y]) / B
-    g_kd = x.T @ (p_s - p_t) / B
-    n_ce, n_kd = np.linalg.norm(g_ce), np.linalg.norm(g_kd)
-    beta = 1 / (1 + math.exp(-(n_ce / n_kd) + epoch))
-    scale = beta if n_kd < n_ce else 1.0
-    expected = w_s - lr * (g_ce + weight_decay * w_s + scale * g_kd)
-
-    student, teacher = _linear("student", w_s), _linear("teacher", w_t)
-    config = method_config("ours", feature_loss=None, use_kl=True, beta_mode="paper")
-    d = Distiller(student, [teacher], config, weight_decay=weight_decay)
-    d.compile(optimizer=keras.optimizers.SGD(learning_rate=lr))
-    d.epoch.assign(epoch)
-    state = _state(d)
-    logs, new_state = jax.jit(d.train_step)(state, (x, y))
+    step = BetaStep(kd_smaller, epoch, weight_decay)
+    d = step.distiller
+    logs, new_state = jax.jit(d.train_step)(_state(d), (step.x, step.y))
 
     # Stateless: the variables are untouched; the new values come back in the state.
-    np.testing.assert_array_equal(student.get_layer("logits").get_weights()[0], w_s)
-    np.testing.assert_allclose(np.asarray(new_state[0][0]), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(step.student.get_layer("logits").get_weights()[0], step.w_s)
+    step.check(logs, np.asarray(new_state[0][0]))
     assert set(logs) == LOGS_WITH_KD
-    assert float(logs["ce_grad_norm"]) == pytest.approx(n_ce, rel=1e-5)
-    assert float(logs["kd_grad_norm"]) == pytest.approx(n_kd, rel=1e-5)
-    assert float(logs["beta"]) == pytest.approx(beta, rel=1e-5)
-    assert float(logs["kd_scale"]) == pytest.approx(scale, rel=1e-5)
-    assert (n_kd < n_ce) == kd_smaller
     # The teacher's weights go through the step unchanged.
-    t_index = next(i for i, v in enumerate(d.non_trainable_variables) if v is teacher.weights[0])
-    np.testing.assert_array_equal(np.asarray(new_state[1][t_index]), w_t)
-
-
-def _linear_case(seed=0):
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(B, D)).astype("float32")
-    y = np.array([0, 1, 2, 3], dtype="int32")
-    w_s = rng.normal(scale=0.5, size=(D, C)).astype("float32")
-    w_t = w_s + 0.1 * rng.normal(scale=0.5, size=(D, C)).astype("float32")
-    p_s, p_t = _softmax(x @ w_s), _softmax(x @ w_t)
-    g_ce = x.T @ (p_s - np.eye(C)[y]) / B
-    g_kd = x.T @ (p_s - p_t) / B
-    return x, y, w_s, w_t, g_ce, g_kd
+    t_index = next(i for i, v in enumerate(d.non_trainable_variables)
+                   if v is step.teacher.weights[0])
+    np.testing.assert_array_equal(np.asarray(new_state[1][t_index]), step.w_t)
 
 
 def test_beta_off_takes_one_gradient_of_the_whole_loss():
-    x, y, w_s, w_t, g_ce, g_kd = _linear_case()
-    d = Distiller(_linear("s", w_s), [_linear("t", w_t)],
+    x, y, w_s, w_t, g_ce, g_kd = linear_case()
+    d = Distiller(linear("s", w_s), [linear("t", w_t)],
                   method_config("ours", feature_loss=None, beta_mode="off"), weight_decay=0.0)
     d.compile(optimizer=keras.optimizers.SGD(learning_rate=0.1))
     logs, new_state = jax.jit(d.train_step)(_state(d), (x, y))
@@ -118,11 +63,11 @@ def test_beta_off_takes_one_gradient_of_the_whole_loss():
 
 
 def test_loss_scale_optimizer_gives_the_unscaled_update():
-    x, y, w_s, w_t, g_ce, g_kd = _linear_case()
+    x, y, w_s, w_t, g_ce, g_kd = linear_case()
     n_ce, n_kd = np.linalg.norm(g_ce), np.linalg.norm(g_kd)
     beta = 1 / (1 + math.exp(-(n_ce / n_kd)))
     assert n_kd < n_ce
-    d = Distiller(_linear("s", w_s), [_linear("t", w_t)],
+    d = Distiller(linear("s", w_s), [linear("t", w_t)],
                   method_config("ours", feature_loss=None), weight_decay=0.0)
     d.compile(optimizer=keras.optimizers.LossScaleOptimizer(
         keras.optimizers.SGD(learning_rate=0.1), initial_scale=2.0 ** 10))
@@ -135,8 +80,8 @@ def test_loss_scale_optimizer_gives_the_unscaled_update():
 
 
 def test_skipping_non_finite_steps_is_refused_on_jax():
-    x, y, w_s, w_t, _, _ = _linear_case()
-    d = Distiller(_linear("s", w_s), [_linear("t", w_t)], method_config("hinton"))
+    x, y, w_s, w_t, _, _ = linear_case()
+    d = Distiller(linear("s", w_s), [linear("t", w_t)], method_config("hinton"))
     d.compile(optimizer=keras.optimizers.SGD(learning_rate=0.1))
     d.nonfinite_skip = object()  # what NonFiniteGuard(policy="skip") sets
     with pytest.raises(NotImplementedError, match="on_nonfinite='stop'"):
@@ -147,7 +92,7 @@ def test_direct_call_assigns_like_the_tensorflow_step():
     rng = np.random.default_rng(1)
     w_s = rng.normal(size=(D, C)).astype("float32")
     x = rng.normal(size=(B, D)).astype("float32")
-    d = Distiller(_linear("s", w_s), [], method_config("student"), weight_decay=0.0)
+    d = Distiller(linear("s", w_s), [], method_config("student"), weight_decay=0.0)
     d.compile(optimizer=keras.optimizers.SGD(learning_rate=0.1))
     logs = d.train_step((x, np.arange(B, dtype="int32")))
     # A run without teachers logs only what it has.

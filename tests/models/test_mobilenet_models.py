@@ -1,12 +1,13 @@
 """MobileNet-16 / MobileNet-9 on 64x64 inputs with 1000 classes."""
 
-import numpy as np
 import pytest
 
 import keras
 
 from kdkeras import models
-from kdkeras.utils import cost
+from model_checks import (assert_forward_pass_gives_logits,
+                          assert_save_load_round_trip_predicts_identically,
+                          assert_taps_params_and_macs)
 
 TAPS = {
     "tap_stem": (32, 32, 32),
@@ -39,12 +40,8 @@ def built():
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_taps_params_and_macs_are_pinned(built, name):
-    model = built[name]
-    assert model.name == name
-    assert models.tap_names(model) == list(TAPS)
-    assert {k: tuple(v.shape[1:]) for k, v in models.feature_taps(model).items()} == TAPS
-    assert cost.count_params(model) == EXPECTED[name][0]
-    assert cost.count_macs(model) == EXPECTED[name][1]
+    params, macs = EXPECTED[name]
+    assert_taps_params_and_macs(built[name], name, TAPS, params, macs)
 
 
 def test_layer_counts():
@@ -62,39 +59,12 @@ def test_student_blocks_are_named_like_the_teachers_first_blocks(built):
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_forward_pass_gives_logits(built, name):
-    x = np.random.default_rng(0).normal(size=(2, 64, 64, 3)).astype("float32")
-    y = built[name](x, training=False)
-    assert tuple(y.shape) == (2, 1000)
-    assert np.all(np.isfinite(keras.ops.convert_to_numpy(y)))
-
-
-def _perturb_batch_norm(model, seed=0):
-    """Non-default BN statistics, so that a round trip that lost them would show."""
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            c = layer.moving_mean.shape[0]
-            layer.moving_mean.assign(rng.normal(0, 0.1, c).astype("float32"))
-            layer.moving_variance.assign(rng.uniform(0.5, 1.5, c).astype("float32"))
-            layer.beta.assign(rng.normal(0, 0.1, c).astype("float32"))
+    assert_forward_pass_gives_logits(built[name], num_classes=1000)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_save_load_round_trip_predicts_identically(built, name, tmp_path):
-    model = built[name]
-    _perturb_batch_norm(model)
-    path = tmp_path / f"{name}.keras"
-    model.save(path)
-    loaded = keras.saving.load_model(path)
-    assert loaded.name == name
-    assert models.tap_names(loaded) == list(TAPS)
-    x = np.random.default_rng(1).normal(size=(2, 64, 64, 3)).astype("float32")
-    np.testing.assert_allclose(
-        keras.ops.convert_to_numpy(loaded(x, training=False)),
-        keras.ops.convert_to_numpy(model(x, training=False)),
-        rtol=0,
-        atol=1e-6,
-    )
+    assert_save_load_round_trip_predicts_identically(built[name], tmp_path)
 
 
 def test_stride_one_stem_doubles_the_tap_sizes():

@@ -14,6 +14,9 @@ import keras
 from kdkeras import models
 from kdkeras.models.resnet import ZeroPadShortcut
 from kdkeras.utils import cost
+from model_checks import (assert_forward_pass_gives_logits,
+                          assert_save_load_round_trip_predicts_identically,
+                          assert_taps_params_and_macs)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -69,20 +72,12 @@ def built():
 @pytest.mark.parametrize("name", list(EXPECTED))
 def test_taps_params_and_macs_are_pinned(built, name):
     taps, params, macs = EXPECTED[name]
-    model = built(name)
-    assert model.name == name
-    assert models.tap_names(model) == list(taps)
-    assert {k: tuple(v.shape[1:]) for k, v in models.feature_taps(model).items()} == taps
-    assert cost.count_params(model) == params
-    assert cost.count_macs(model) == macs
+    assert_taps_params_and_macs(built(name), name, taps, params, macs)
 
 
 @pytest.mark.parametrize("name", list(EXPECTED))
 def test_forward_pass_gives_logits(built, name):
-    x = np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype("float32")
-    y = built(name)(x, training=False)
-    assert tuple(y.shape) == (2, 100)
-    assert np.all(np.isfinite(keras.ops.convert_to_numpy(y)))
+    assert_forward_pass_gives_logits(built(name), num_classes=100)
 
 
 @pytest.mark.parametrize("name", list(PROJECTION_PARAMS))
@@ -114,34 +109,10 @@ def test_depths_are_what_the_names_say():
         assert len(convs) + 1 == depth, name
 
 
-def _perturb_batch_norm(model, seed=0):
-    """Non-default BN statistics, so that a round trip that lost them would show."""
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            c = layer.moving_mean.shape[0]
-            layer.moving_mean.assign(rng.normal(0, 0.1, c).astype("float32"))
-            layer.moving_variance.assign(rng.uniform(0.5, 1.5, c).astype("float32"))
-            layer.beta.assign(rng.normal(0, 0.1, c).astype("float32"))
-
-
 # resnet50 is left out: 95 MB to write, and its layers are covered by resnet18/10.
 @pytest.mark.parametrize("name", ["resnet32", "resnet8", "resnet18", "resnet10"])
 def test_save_load_round_trip_predicts_identically(built, name, tmp_path):
-    model = built(name)
-    _perturb_batch_norm(model)
-    path = tmp_path / f"{name}.keras"
-    model.save(path)
-    loaded = keras.saving.load_model(path)
-    assert loaded.name == name
-    assert models.tap_names(loaded) == models.tap_names(model)
-    x = np.random.default_rng(1).normal(size=(2, 32, 32, 3)).astype("float32")
-    np.testing.assert_allclose(
-        keras.ops.convert_to_numpy(loaded(x, training=False)),
-        keras.ops.convert_to_numpy(model(x, training=False)),
-        rtol=0,
-        atol=1e-6,
-    )
+    assert_save_load_round_trip_predicts_identically(built(name), tmp_path)
 
 
 def test_saved_file_loads_in_a_fresh_process(built, tmp_path):

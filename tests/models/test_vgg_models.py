@@ -1,12 +1,14 @@
 """VGG-11 / VGG-6: pinned taps, parameter and MAC counts, forward pass, save/load."""
 
-import numpy as np
 import pytest
 
 import keras
 
 from kdkeras import models
 from kdkeras.utils import cost
+from model_checks import (assert_forward_pass_gives_logits,
+                          assert_save_load_round_trip_predicts_identically,
+                          assert_taps_params_and_macs)
 
 TAPS = {
     "tap_stage1": (16, 16, 64),
@@ -39,12 +41,8 @@ def built():
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_taps_params_and_macs_are_pinned(built, name):
-    model = built[name]
-    assert model.name == name
-    assert models.tap_names(model) == list(TAPS)
-    assert {k: tuple(v.shape[1:]) for k, v in models.feature_taps(model).items()} == TAPS
-    assert cost.count_params(model) == EXPECTED[name][0]
-    assert cost.count_macs(model) == EXPECTED[name][2]
+    params, _, macs = EXPECTED[name]
+    assert_taps_params_and_macs(built[name], name, TAPS, params, macs)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -64,39 +62,12 @@ def test_layer_counts_match_the_names():
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_forward_pass_gives_logits(built, name):
-    x = np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype("float32")
-    y = built[name](x, training=False)
-    assert tuple(y.shape) == (2, 100)
-    assert np.all(np.isfinite(keras.ops.convert_to_numpy(y)))
-
-
-def _perturb_batch_norm(model, seed=0):
-    """Non-default BN statistics, so that a round trip that lost them would show."""
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            c = layer.moving_mean.shape[0]
-            layer.moving_mean.assign(rng.normal(0, 0.1, c).astype("float32"))
-            layer.moving_variance.assign(rng.uniform(0.5, 1.5, c).astype("float32"))
-            layer.beta.assign(rng.normal(0, 0.1, c).astype("float32"))
+    assert_forward_pass_gives_logits(built[name], num_classes=100)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_save_load_round_trip_predicts_identically(built, name, tmp_path):
-    model = built[name]
-    _perturb_batch_norm(model)
-    path = tmp_path / f"{name}.keras"
-    model.save(path)
-    loaded = keras.saving.load_model(path)
-    assert loaded.name == name
-    assert models.tap_names(loaded) == list(TAPS)
-    x = np.random.default_rng(1).normal(size=(2, 32, 32, 3)).astype("float32")
-    np.testing.assert_allclose(
-        keras.ops.convert_to_numpy(loaded(x, training=False)),
-        keras.ops.convert_to_numpy(model(x, training=False)),
-        rtol=0,
-        atol=1e-6,
-    )
+    assert_save_load_round_trip_predicts_identically(built[name], tmp_path)
 
 
 def test_too_small_input_is_refused():
