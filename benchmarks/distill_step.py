@@ -3,7 +3,7 @@
 A benchmark, not a test: it prints a table, then one line of JSON.
 
     .venv/bin/python benchmarks/distill_step.py            # batch 128, K=3: a few minutes
-    .venv/bin/python benchmarks/distill_step.py --quick    # under a minute, smaller numbers
+    .venv/bin/python benchmarks/distill_step.py --quick    # ~40 CPU seconds, smaller numbers
 
 Measured side by side in one process, on the same models (ResNet-32 teachers,
 ResNet-8 student, CIFAR shapes, random weights: a step's cost does not depend
@@ -23,11 +23,15 @@ variant alike and the *ratios* hold even when the milliseconds drift:
 (e) the training input pipeline (augmentation + normalisation, the one
     `make_input_pipeline` builds) alone, against the step's consumption;
 and the options below the fp32 floor, for (a) and (c): the teachers as frozen
-bfloat16 copies (`kdkeras.distill.teacher_precision`), and the teachers as int8
-TFLite models run ahead of the step (`kdkeras.distill.teacher_outputs`: in
-training they run in the input pipeline; here their time and the time of the
+bfloat16 copies (`DistillConfig(teacher_precision="bfloat16")`), and the
+teachers as int8 TFLite models run ahead of the step
+(`kdkeras.distill.teacher_outputs`, what `teacher_precision="int8_ahead"` runs:
+in training they run in the input pipeline; here their time and the time of the
 step given their outputs are measured apart and added, since on a CPU both
-share the same cores).
+share the same cores). With `--breakdown` (default off with --quick) the K-teacher
+step is also timed with β off (one backward pass) and without the Gram term,
+which splits its time over the floor. --quick times teacher 0 alone and counts
+it K times in the floor (the K teachers are one architecture).
 
 JSON keys: floor_ratio = a / b; speedup_vs_keras_io and
 speedup_vs_keras_distiller = anchor time / our Hinton step; best_speedup_vs_keras_io
@@ -35,7 +39,11 @@ with best_option, over our Hinton variants (a fastest option changes the
 teacher's numerics: its accuracy effect is measured by training, not here); xla_speedup = time without XLA /
 time with (--quick: on the student step alone); pipeline_fraction = pipeline time per batch / step time (below 1:
 the pipeline keeps up); peak_rss_mb: the peak resident memory of a fresh
-process that builds the K-teacher Distiller and runs 3 steps (`--memory`).
+process that builds the K-teacher Distiller and runs 3 steps (`--memory`;
+peak_rss_mb_by_k for K = 1..--teachers); beta_split_share and feature_share (`--breakdown`) = the
+step's time minus its twin's without the β split / the Gram term, over the
+floor. Also: the CPU seconds of each variant's first call (tracing),
+`first_call_cpu_seconds`, and of the whole process, `process_cpu_seconds`.
 Every ratio comes in wall time (the top-level keys) and CPU time
 (`cpu_time_ratios`: steadier when other jobs load the machine).
 """
@@ -55,8 +63,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from absl import app, flags  # noqa: E402
 from absl import logging as absl_logging  # noqa: E402
 
-flags.DEFINE_boolean("quick", False, "Small and short: batch 32, 5 rounds, XLA on the student "
-                     "step only, int8 and bf16 teachers for K=1 only, no memory probe.")
+flags.DEFINE_boolean("quick", False, "Small and short: batch 32, 5 rounds, teacher 0 timed "
+                     "for all K, XLA on the student step only, int8 teachers for K=1 only, "
+                     "no bf16, breakdown or memory probe.")
 flags.DEFINE_integer("batch_size", None, "Global batch (default 128; --quick: 32).")
 flags.DEFINE_integer("teachers", 3, "K, the teachers of (a).")
 flags.DEFINE_integer("num_classes", 100, "Classes (CIFAR-100 by default).")
@@ -67,15 +76,20 @@ flags.DEFINE_integer("threads", None, "TensorFlow intra- and inter-op threads (d
                      "TensorFlow's). 1 makes CPU time a clean measure of work on a loaded machine "
                      "(no thread-pool spinning is counted).")
 flags.DEFINE_boolean("xla", True, "Measure the XLA variant (d).")
-flags.DEFINE_boolean("bf16", True, "Measure the bfloat16-teacher options.")
+flags.DEFINE_boolean("bf16", None, "Measure the bfloat16-teacher options (default: on, off "
+                     "with --quick).")
+flags.DEFINE_boolean("breakdown", None, "Also time the K-teacher step with beta off and without "
+                     "the Gram term, to split its time over the floor (default: on, off with "
+                     "--quick).")
 flags.DEFINE_boolean("int8", True, "Measure the int8 TFLite teachers run ahead of the step.")
 flags.DEFINE_boolean("memory", None, "Peak memory of a fresh K-teacher process (default: on, "
                      "off with --quick).")
-flags.DEFINE_list("memory_teachers", None, "K values of the memory probe (default: --teachers).")
+flags.DEFINE_list("memory_teachers", None, "K values of the memory probe (default: 1..--teachers).")
 flags.DEFINE_integer("memory_probe", None, "Internal: run the memory probe for this K and exit.")
 FLAGS = flags.FLAGS
 
 T_HINTON, ALPHA_HINTON = 4.0, 0.9   # α on the KD term, as kdkeras's "hinton" method
+FIRST_CALL_CPU_S: dict = {}
 
 
 # --- the anchors -----------------------------------------------------------------
@@ -136,14 +150,13 @@ def sgd():
     return keras.optimizers.SGD(1e-2, momentum=0.9, nesterov=True)
 
 
-def build_variants(batch, k, num_classes, xla, bf16, int8, quick):
+def build_variants(batch, k, num_classes, xla, bf16, int8, quick, breakdown):
     import keras
     import numpy as np
     import tensorflow as tf
 
     from kdkeras import models
     from kdkeras.distill import Distiller, method_config
-    from kdkeras.distill.teacher_precision import reduced_precision_teacher
 
     keras.utils.set_random_seed(0)
     shape = dict(num_classes=num_classes, input_shape=(32, 32, 3))
@@ -157,14 +170,18 @@ def build_variants(batch, k, num_classes, xla, bf16, int8, quick):
     def student():
         return models.get("resnet8", **shape)
 
-    def distiller(ts, method, jit=False):
-        d = Distiller(student(), ts, method_config(method))
+    def distiller(ts, method, jit=False, **options):
+        d = Distiller(student(), ts, method_config(method, **options))
         d.compile(optimizer=sgd(), jit_compile=jit)
         return lambda: d.train_on_batch(x, y)
 
     variants = {}
     variants[f"ours_k{k}"] = distiller(teachers, "ours")
-    for i, t in enumerate(teachers):
+    if breakdown:   # where the step's time over the floor goes
+        variants[f"ours_k{k}_beta_off"] = distiller(teachers, "ours", beta_mode="off")
+        variants[f"ours_k{k}_no_feature"] = distiller(teachers, "ours", feature_loss=None)
+    # --quick times teacher 0 alone and counts it K times (one architecture).
+    for i, t in enumerate(teachers[:1] if quick else teachers):
         forward = tf.function(lambda x, t=t: t(x, training=False))
         variants[f"teacher{i}_forward"] = lambda f=forward: f(x).numpy()
     plain = student()
@@ -210,12 +227,14 @@ def build_variants(batch, k, num_classes, xla, bf16, int8, quick):
                 lambda d=d, b=batch_x: d.train_on_batch(b, y))
             variants[f"int8_teachers_k{kk}_ahead"] = (
                 lambda fs=fast[kk]: [f(x.numpy()) for f in fs])
-    if bf16:
-        half = [reduced_precision_teacher(t, "bfloat16") for t in teachers]
-        if not quick:
-            variants[f"ours_k{k}_bf16_teachers"] = distiller(half, "ours")
-        variants["ours_hinton_k1_bf16_teacher"] = distiller(half[:1], "hinton")
-        forward = tf.function(lambda x, t=half[0]: t(x, training=False))
+    if bf16:   # the run option: DistillConfig(teacher_precision="bfloat16")
+        variants[f"ours_k{k}_bf16_teachers"] = distiller(teachers, "ours",
+                                                         teacher_precision="bfloat16")
+        hinton_bf16 = Distiller(student(), teachers[:1],
+                                method_config("hinton", teacher_precision="bfloat16"))
+        hinton_bf16.compile(optimizer=sgd(), jit_compile=False)
+        variants["ours_hinton_k1_bf16_teacher"] = lambda: hinton_bf16.train_on_batch(x, y)
+        forward = tf.function(lambda x, t=hinton_bf16.teachers[0]: t(x, training=False))
         variants["teacher0_forward_bf16"] = lambda f=forward: f(x).numpy()
     return variants
 
@@ -226,11 +245,15 @@ def time_round_robin(variants: dict, rounds: int, warmup: int) -> tuple[dict, di
     CPU time (`time.process_time`: this process's threads, user + system) does
     not count the time a loaded machine keeps the process waiting, so its
     ratios are the steadier ones on a shared machine; wall time is what a user
-    waits on an idle one.
+    waits on an idle one. The CPU seconds of each variant's first call (its
+    tracing and graph optimisation) go to `FIRST_CALL_CPU_S`.
     """
-    for _ in range(warmup):
-        for fn in variants.values():
+    for i in range(warmup):
+        for name, fn in variants.items():
+            start_cpu = time.process_time()
             fn()
+            if i == 0:
+                FIRST_CALL_CPU_S[name] = round(time.process_time() - start_cpu, 2)
     wall = {name: [] for name in variants}
     cpu = {name: [] for name in variants}
     for _ in range(rounds):
@@ -326,7 +349,7 @@ def main(argv):
     # Memory first, in fresh processes, while this one is still small.
     memory_rows = []
     if memory:
-        ks = [int(v) for v in (FLAGS.memory_teachers or [k])]
+        ks = [int(v) for v in (FLAGS.memory_teachers or range(1, k + 1))]
         memory_rows = [run_memory_probe(kk, batch, FLAGS.num_classes) for kk in ks]
 
     import keras
@@ -339,15 +362,21 @@ def main(argv):
         tf.config.threading.set_inter_op_parallelism_threads(FLAGS.threads)
     absl_logging.set_verbosity(absl_logging.WARNING)   # SavedModel export chatter
     tf.get_logger().setLevel("ERROR")   # "N calls triggered retracing": one trace per model here
-    variants = build_variants(batch, k, FLAGS.num_classes, FLAGS.xla, FLAGS.bf16, FLAGS.int8,
-                              quick=quick)
+    phases = {"start_and_memory": time.perf_counter() - started}
+    on = {name: getattr(FLAGS, name) if getattr(FLAGS, name) is not None else not quick
+          for name in ("bf16", "breakdown")}
+    variants = build_variants(batch, k, FLAGS.num_classes, FLAGS.xla, on["bf16"], FLAGS.int8,
+                              quick=quick, breakdown=on["breakdown"])
+    phases["build"] = time.perf_counter() - started - sum(phases.values())
     wall, cpu = time_round_robin(variants, rounds, FLAGS.warmup or (1 if quick else 2))
+    phases["timing"] = time.perf_counter() - started - sum(phases.values())
     for ms in (wall, cpu):   # the int8 options: teachers ahead + the step given their outputs
         for kk, name in ((1, "ours_hinton_k1"), (k, f"ours_k{k}")):
             if f"{name}_step_given_int8_outputs" in ms:
                 ms[f"{name}_int8_teachers"] = (ms[f"int8_teachers_k{kk}_ahead"]
                                                + ms[f"{name}_step_given_int8_outputs"])
     pipeline = pipeline_ms_per_batch(batch, batches=5 if quick else 20)
+    phases["pipeline"] = time.perf_counter() - started - sum(phases.values())
     ratios = {"wall": derived(wall, k, pipeline), "cpu": derived(cpu, k, None)}
     device = device_name()
     print(f"batch {batch}, K={k} ResNet-32 teachers, ResNet-8 student, {FLAGS.num_classes} "
@@ -371,7 +400,10 @@ def main(argv):
         "ms": {n: round(v, 2) for n, v in wall.items()},
         "cpu_ms": {n: round(v, 2) for n, v in cpu.items()},
         "pipeline_ms_per_batch": round(pipeline, 2),
-        "peak_rss_mb": memory_rows[0].get("peak_rss_mb") if memory_rows else None,
+        # The K of step (a); the other probes' peaks show how memory grows with K.
+        "peak_rss_mb": next((r.get("peak_rss_mb") for r in memory_rows if r["teachers"] == k),
+                            None),
+        "peak_rss_mb_by_k": {r["teachers"]: r.get("peak_rss_mb") for r in memory_rows},
         "memory": memory_rows,
         "process_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "batch_size": batch, "teachers": k, "rounds": rounds, "quick": quick,
@@ -380,13 +412,21 @@ def main(argv):
         "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "tensorflow": tf.__version__, "keras": keras.__version__, "git_commit": git_commit(),
         "seconds": round(time.perf_counter() - started, 1),
+        "phase_seconds": {n: round(v, 1) for n, v in phases.items()},
+        "process_cpu_seconds": round(time.process_time(), 1),
+        "first_call_cpu_seconds": FIRST_CALL_CPU_S,
     }
     print(json.dumps(result))
 
 
+def teachers_ms(ms: dict, k: int) -> float:
+    """Σ of the K teachers' forward passes (--quick: teacher 0's, K times)."""
+    return sum(ms.get(f"teacher{i}_forward", ms["teacher0_forward"]) for i in range(k))
+
+
 def base(ms: dict, key: str, k: int) -> float:
     if key == "floor":
-        return sum(ms[f"teacher{i}_forward"] for i in range(k)) + ms["student_step"]
+        return teachers_ms(ms, k) + ms["student_step"]
     if key == "floor_k1":
         return ms["teacher0_forward"] + ms["student_step"]
     return ms[key]
@@ -396,12 +436,15 @@ def table_rows(ms: dict, k: int) -> list:
     """(label, variant, base, base label) for each row present."""
     rows = [(f"(a) ours, K={k}, full method", f"ours_k{k}", "floor", f"floor K={k}")]
     rows += [(f"(b) teacher {i} forward (inference)", f"teacher{i}_forward", "floor", f"floor K={k}")
-             for i in range(k)]
+             for i in range(k) if f"teacher{i}_forward" in ms]
     rows += [("(b) student plain train step", "student_step", "floor", f"floor K={k}"),
              ("(c) keras.distillation.Distiller, K=1", "keras_distiller_k1", "floor_k1", "floor K=1"),
              ("(c) keras.io Distiller pattern, K=1", "keras_io_k1", "floor_k1", "floor K=1"),
              ("(c) ours, hinton, K=1", "ours_hinton_k1", "floor_k1", "floor K=1")]
-    optional = [(f"(d) ours, K={k}, XLA", f"ours_k{k}_xla", f"ours_k{k}", "no-XLA twin"),
+    optional = [(f"    ours, K={k}, beta off (one backward)", f"ours_k{k}_beta_off", "floor",
+                 f"floor K={k}"),
+                (f"    ours, K={k}, no Gram term", f"ours_k{k}_no_feature", "floor", f"floor K={k}"),
+                (f"(d) ours, K={k}, XLA", f"ours_k{k}_xla", f"ours_k{k}", "no-XLA twin"),
                 ("(d) student step, XLA", "student_step_xla", "student_step", "no-XLA twin"),
                 (f"    ours, K={k}, bf16 teachers", f"ours_k{k}_bf16_teachers", "floor",
                  f"floor K={k}"),
@@ -443,9 +486,13 @@ def derived(ms: dict, k: int, pipeline) -> dict:
         "keras_io_floor_ratio": round(ms["keras_io_k1"] / base(ms, "floor_k1", k), 4),
         "keras_distiller_floor_ratio": round(ms["keras_distiller_k1"] / base(ms, "floor_k1", k), 4),
         "hinton_floor_ratio": round(ms["ours_hinton_k1"] / base(ms, "floor_k1", k), 4),
-        "teacher_share": round(sum(ms[f"teacher{i}_forward"] for i in range(k)) / step, 4),
+        "teacher_share": round(teachers_ms(ms, k) / step, 4),
         "floor_ms": round(floor, 2),
     }
+    for name, key in (("beta_split_share", f"ours_k{k}_beta_off"),
+                      ("feature_share", f"ours_k{k}_no_feature")):
+        if key in ms:   # that part's cost, as a fraction of the floor
+            out[name] = round((step - ms[key]) / floor, 4)
     if f"ours_k{k}_bf16_teachers" in ms:
         out["bf16_teachers_floor_ratio"] = round(ms[f"ours_k{k}_bf16_teachers"] / floor, 4)
     if f"ours_k{k}_int8_teachers" in ms:

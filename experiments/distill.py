@@ -8,6 +8,9 @@
     # or from existing teacher checkpoints:
     python experiments/distill.py --teachers=t0/model.keras,t1/model.keras,t2/model.keras ...
 
+    # the same with the teachers in bfloat16, or as int8 TFLite models run ahead of the step:
+    python experiments/distill.py ... --teacher_precision=bfloat16   # or int8_ahead
+
 Saves the student alone as <workdir>/student.keras (no teachers, no adapters),
 with config, history, TensorBoard logs, checkpoints and results.json.
 Methods: student, hinton, fsp, fsp_kl, rkd, sskd_svd, p1, p1_p2, ours.
@@ -35,6 +38,9 @@ flags.DEFINE_enum("beta_mode", None, ["paper", "inverted", "sseung0703", "off"],
 flags.DEFINE_enum("beta_terms", None, ["kl+feature", "feature"], "Terms forming ∇KD for β.")
 flags.DEFINE_integer("epoch_origin", None, "p = epoch + origin in β (0 or 1).")
 flags.DEFINE_enum("adapter_side", None, ["teacher", "student", "none"], "Where 1x1 adapters go.")
+flags.DEFINE_enum("teacher_precision", None, ["float32", "bfloat16", "int8_ahead"],
+                  "How the frozen teachers run: float32 (default), bfloat16 copies, or int8 "
+                  "TFLite teachers run ahead in the input pipeline (TensorFlow backend).")
 
 _SWITCHES = ("use_kl", "temperature", "gram_weight", "gram_reduction", "pool", "beta_mode",
              "beta_terms", "epoch_origin", "adapter_side")
@@ -55,6 +61,10 @@ def main(argv):
 
     def run():
         options = {n: getattr(FLAGS, n) for n in _SWITCHES if getattr(FLAGS, n) is not None}
+        # The default precision is left out, so that such a run's config (and how it
+        # compares with finished runs) is the one it had before the flag existed.
+        if FLAGS.teacher_precision not in (None, "float32"):
+            options["teacher_precision"] = FLAGS.teacher_precision
         depth = parse_cross_depth(FLAGS.cross_depth)
         if depth is not None:
             options["cross_depth"] = depth

@@ -38,3 +38,20 @@ def build_adapters(teacher_channels, student_channels, *, side: str, always: boo
         layer.build((None, None, None, cin))
         adapters.append(layer)
     return adapters
+
+
+def linear_kernel(layer):
+    """The (c_in, c_out) kernel matrix of a bias-free 1×1 convolution; None for any other layer.
+
+    Such a layer is a linear map of each pixel's channels, which is what lets
+    the Gram of its output be taken from the Gram of its input
+    (`kdkeras.losses.adapted_gram`). Anything else (a bias, an activation, a
+    stride, a wider kernel, groups) returns None: apply the layer to the map.
+    """
+    if type(layer) is not keras.layers.Conv2D:   # a subclass may add to the map
+        return None
+    if (tuple(layer.kernel_size) != (1, 1) or tuple(layer.strides) != (1, 1) or layer.use_bias
+            or getattr(layer, "groups", 1) != 1
+            or layer.activation not in (None, keras.activations.linear)):
+        return None
+    return layer.kernel[0, 0]

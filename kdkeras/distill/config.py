@@ -17,6 +17,10 @@ from kdkeras.distill.beta import BETA_MODES
 FEATURE_LOSSES = (None, "gram", "fsp", "rkd", "svd")
 ADAPTER_SIDES = ("teacher", "student", "none")
 BETA_TERMS = ("kl+feature", "feature")
+# How the frozen teachers run: float32 Keras models (the paper), bfloat16 copies
+# (`teacher_precision.reduced_precision_teacher`), or int8 TFLite models run
+# ahead of the step in the input pipeline (`teacher_outputs`, TensorFlow only).
+TEACHER_PRECISIONS = ("float32", "bfloat16", "int8_ahead")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +60,12 @@ class DistillConfig:
         `"sseung0703"` (2×2 max-pool, ½‖·‖²×1e-3): the TF code whose baselines the
         paper appears to use; `"paper"` (Yim et al.'s plain sum of squares)
         diverged to inf in the first epoch of a ResNet-32 → ResNet-8 run here.
+      teacher_precision: how the frozen teachers run (`TEACHER_PRECISIONS`):
+        `"float32"` (default, the paper), `"bfloat16"` (bfloat16 copies of the
+        teachers) or `"int8_ahead"` (int8 TFLite teachers calibrated on the
+        first training batches and run in the input pipeline by
+        `Distiller.fit`; TensorFlow backend). Either changes the teachers'
+        outputs by their round-off; losses, Grams and the student stay float32.
     """
 
     method: str = "ours"
@@ -78,6 +88,7 @@ class DistillConfig:
     rkd_angle_weight: float = 50.0
     svd_k: int = 1
     fsp_mode: str = "sseung0703"
+    teacher_precision: str = "float32"
 
     def __post_init__(self):
         def bad(field, allowed):
@@ -97,6 +108,8 @@ class DistillConfig:
             bad("pool", ("avg", "max"))
         if self.gram_reduction not in ("mean", "sum"):
             bad("gram_reduction", ("mean", "sum"))
+        if self.teacher_precision not in TEACHER_PRECISIONS:
+            bad("teacher_precision", TEACHER_PRECISIONS)
         depths = (self.cross_depth,) if isinstance(self.cross_depth, int) else self.cross_depth
         if not depths or any(not isinstance(d, int) or d < 1 for d in depths):
             bad("cross_depth", "a positive int or a tuple of positive ints")

@@ -25,9 +25,11 @@ import keras
 from keras import ops
 
 from kdkeras import losses as kd_losses
+from kdkeras.distill import feature_terms
 from kdkeras.distill.adapters import build_adapters, tap_channels
 from kdkeras.distill.beta import combine_gradients
 from kdkeras.distill.config import DistillConfig
+from kdkeras.distill.teacher_precision import reduced_precision_teacher, resolve_teacher_dtype
 from kdkeras.models.taps import tap_names as default_tap_names
 from kdkeras.models.taps import tapped_model
 
@@ -88,6 +90,11 @@ class Distiller(keras.Model):
         gradient, as `tf.contrib` L2 regularisers in the TF1 code of the paper's
         era and PyTorch's SGD `weight_decay` do. It sits outside the β rule
         (neither CE nor KD), as in sseung0703's `op_util.py`.
+      teacher_dtype: the dtype the teachers compute in
+        (`kdkeras.distill.teacher_precision.TEACHER_DTYPES`); for any other
+        than float32 the Distiller runs frozen copies of them in that dtype.
+        None: what `config.teacher_precision` says (float32 unless it is
+        "bfloat16"). Teacher outputs are cast to float32 before any loss.
     """
 
     # Set (to a `kdkeras.training.guards.SkipState`) by `NonFiniteGuard(policy="skip")`:
@@ -99,7 +106,8 @@ class Distiller(keras.Model):
                  config: Optional[DistillConfig] = None, *,
                  student_taps: Optional[Sequence[str]] = None,
                  teacher_taps: Optional[Sequence[str]] = None,
-                 weight_decay: float = 1e-4, name: str = "distiller", **kwargs):
+                 weight_decay: float = 1e-4, teacher_dtype: Optional[str] = None,
+                 name: str = "distiller", **kwargs):
         super().__init__(name=name, **kwargs)
         config = config or DistillConfig()
         teachers = list(teachers)
@@ -126,6 +134,13 @@ class Distiller(keras.Model):
                         f"({teachers[k].name}, {arch[k][0]:,} parameters) have different "
                         "architectures; the K teachers must be an ensemble of one architecture "
                         "(P3). Pass teachers of one architecture.")
+        self.teacher_dtype = resolve_teacher_dtype(config.teacher_precision, teacher_dtype)
+        if config.teacher_precision == "int8_ahead" and keras.backend.backend() != "tensorflow":
+            raise ValueError("teacher_precision='int8_ahead' runs TFLite teachers in a tf.data "
+                             "pipeline: TensorFlow backend only. Received backend "
+                             f"{keras.backend.backend()!r}; use 'float32' or 'bfloat16'.")
+        # Frozen copies in the teacher dtype (float32: the teachers themselves).
+        teachers = [reduced_precision_teacher(t, self.teacher_dtype) for t in teachers]
         self.config = config
         self.weight_decay = float(weight_decay)
         # Assigned first so that trainable_variables lists the student's variables
@@ -146,9 +161,10 @@ class Distiller(keras.Model):
         # The tapped views share the models' layers; they are kept out of Keras's
         # tracking so that no variable is listed (or saved) twice.
         object.__setattr__(self, "_student_view", tapped_model(student, s_names))
-        views = []
+        views, view_taps = [], []
         for t in teachers:
             names = t_names if t_names is not None else (default_tap_names(t) if needs_taps else [])
+            view_taps.append(list(names))
             if len(names) != len(s_names):
                 raise ValueError(
                     "Teacher and student must expose the same number of taps. Received: "
@@ -158,6 +174,9 @@ class Distiller(keras.Model):
             if needs_taps:
                 _check_feature_maps(views[-1], names, f"teacher {t.name!r}")
         object.__setattr__(self, "_teacher_views", views)
+        # What int8 teachers run ahead of the step must return (teacher_precision="int8_ahead").
+        object.__setattr__(self, "_teacher_view_taps", view_taps)
+        object.__setattr__(self, "_int8_teachers", None)
         if needs_taps:
             _check_feature_maps(self._student_view, s_names, f"student {student.name!r}")
         self.student_tap_names = s_names
@@ -219,49 +238,40 @@ class Distiller(keras.Model):
     def call(self, x, training=False):
         return self.student(x, training=training)
 
-    def fit(self, *args, callbacks=None, **kwargs):
+    def fit(self, x=None, *args, callbacks=None, **kwargs):
         callbacks = list(callbacks or [])
         if not any(isinstance(c, _EpochCallback) for c in callbacks):
             callbacks.insert(0, _EpochCallback())
-        return super().fit(*args, callbacks=callbacks, **kwargs)
+        if self.config.teacher_precision == "int8_ahead" and self.has_kd:
+            x = self.with_int8_teachers_ahead(x)
+        return super().fit(x, *args, callbacks=callbacks, **kwargs)
+
+    def with_int8_teachers_ahead(self, ds):
+        """`ds` with the teachers' outputs attached by int8 TFLite teachers (built once).
+
+        The teachers are converted and calibrated on the first 256 images of
+        `ds` on the first call (`kdkeras.distill.teacher_outputs`); the train
+        step then takes their outputs from the batch instead of running the
+        Keras teachers.
+        """
+        import tensorflow as tf
+
+        from kdkeras.distill import teacher_outputs as ahead
+
+        if not isinstance(ds, tf.data.Dataset):
+            raise ValueError("teacher_precision='int8_ahead' runs the teachers in the input "
+                             "pipeline: pass a batched tf.data.Dataset of (images, labels). "
+                             f"Received: {type(ds).__name__}.")
+        spec = ds.element_spec[0] if isinstance(ds.element_spec, tuple) else ds.element_spec
+        if isinstance(spec, dict) and "teacher_outputs" in spec:
+            return ds   # already attached
+        if self._int8_teachers is None:
+            images = ahead.calibration_images(ds)
+            object.__setattr__(self, "_int8_teachers", ahead.int8_teachers(
+                self.teachers, self._teacher_view_taps, images))
+        return ahead.attach_teacher_outputs(ds, self._int8_teachers)
 
     # --- the loss terms (shared by every backend's train step) ------------------
-    def _adapt(self, k, t_feats, s_feats):
-        side = self.config.adapter_side
-        t_out, s_out = [], []
-        for i, (tf_, sf) in enumerate(zip(t_feats, s_feats)):
-            j = self._adapter_index[k][i]
-            if j is not None and side == "teacher":
-                tf_ = self.adapters[j](tf_)
-            elif j is not None and side == "student":
-                sf = self.adapters[j](sf)
-            t_out.append(tf_)
-            s_out.append(sf)
-        return t_out, s_out
-
-    def _feature_term(self, k, t_feats, s_feats):
-        c = self.config
-        t_feats, s_feats = self._adapt(k, t_feats, s_feats)
-        # The raw teacher maps are already stopped (compute_terms); what reaches
-        # the loss may be adapter outputs, whose weights learn through it.
-        if c.feature_loss == "gram":
-            per_example = kd_losses.gram_loss(t_feats, s_feats, self.pairs, weight=c.gram_weight,
-                                              reduction=c.gram_reduction, pool=c.pool,
-                                              teacher_gradient=True)
-        elif c.feature_loss == "fsp":
-            per_example = kd_losses.fsp_loss(t_feats, s_feats, self.pairs, mode=c.fsp_mode,
-                                             teacher_gradient=True)
-        elif c.feature_loss == "rkd":
-            return kd_losses.rkd_loss(ops.mean(t_feats[-1], axis=(1, 2)),
-                                      ops.mean(s_feats[-1], axis=(1, 2)),
-                                      distance_weight=c.rkd_distance_weight,
-                                      angle_weight=c.rkd_angle_weight)
-        elif c.feature_loss == "svd":
-            per_example = kd_losses.svd_loss(t_feats, s_feats, k=c.svd_k)
-        else:
-            raise AssertionError(c.feature_loss)
-        return ops.mean(per_example)
-
     def compute_terms(self, y, student_outputs, teacher_outputs):
         """CE, the teacher-mean KL and feature terms, and the two sides of the split.
 
@@ -276,16 +286,18 @@ class Distiller(keras.Model):
         zero = ops.zeros((), "float32")
         kl, feature = zero, zero
         k_teachers = len(teacher_outputs)
-        for k, t_out in enumerate(teacher_outputs):
+        teacher_feats = []
+        for t_out in teacher_outputs:
             t_logits = ops.cast(ops.stop_gradient(t_out[0]), "float32")
-            t_feats = [ops.cast(ops.stop_gradient(f), "float32") for f in t_out[1:]]
+            teacher_feats.append([ops.cast(ops.stop_gradient(f), "float32") for f in t_out[1:]])
             if c.use_kl:
                 kl = kl + ops.mean(kd_losses.kl_divergence(t_logits, s_logits,
                                                            temperature=c.temperature))
-            if c.feature_loss is not None:
-                feature = feature + self._feature_term(k, t_feats, s_feats)
         if k_teachers:
-            kl, feature = kl / k_teachers, feature / k_teachers
+            kl = kl / k_teachers
+            if c.feature_loss is not None:
+                # The teacher mean; for the Gram losses with one student Gram per pair.
+                feature = feature_terms.feature_term(self, teacher_feats, s_feats)
         weighted_kl = c.kl_weight * kl
         weighted_feature = c.feature_weight * feature
         ce_side = c.ce_weight * ce

@@ -46,9 +46,24 @@ def finished_results(config) -> Optional[dict]:
         results = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return None
-    old, new = results.get("config", {}), config.to_dict()
-    same = all(old.get(k) == _jsonable(v) for k, v in new.items() if k not in _IGNORED_FIELDS)
+    old, new = results.get("config", {}), _jsonable(config.to_dict())
+    same = all(old.get(k) == v or _added_at_default(config, old, k)
+               for k, v in new.items() if k not in _IGNORED_FIELDS)
     return results if same and results.get("epochs") == config.epochs else None
+
+
+def _added_at_default(config, old: dict, name: str) -> bool:
+    """A field the stored config lacks (added to the dataclass since) and holding its default.
+
+    Such a run ran with what the default does, so a new field must not make
+    every finished run count as different.
+    """
+    if name in old:
+        return False
+    field = next((f for f in dataclasses.fields(config) if f.name == name), None)
+    if field is None or field.default is dataclasses.MISSING:
+        return False
+    return _jsonable(getattr(config, name)) == _jsonable(field.default)
 
 
 def _jsonable(value):
@@ -77,7 +92,8 @@ def prepare_resume(config) -> None:
         return
     new = _jsonable(config.to_dict())
     ignored = set(_IGNORED_FIELDS) | {"epochs"}
-    if all(old.get(k) == new.get(k) for k in set(old) | set(new) if k not in ignored):
+    if all(old.get(k) == new.get(k) or _added_at_default(config, old, k)
+           for k in set(old) | set(new) if k not in ignored):
         stored.unlink()
 
 

@@ -13,6 +13,10 @@ outputs from the batch instead of running the teachers:
     distiller = Distiller(student, teachers, method_config("ours"))   # the Keras teachers
     distiller.fit(train_ds, validation_data=test_ds, ...)               # stay for checks
 
+`DistillConfig(teacher_precision="int8_ahead")` does the same inside
+`Distiller.fit` (calibrated on the first 256 training images), which is how a
+run of `experiments/distill.py --teacher_precision=int8_ahead` uses it.
+
 The Keras teachers are still given to the Distiller (they define the taps,
 adapters and checks) but are not run on such batches. Measured at batch 128 on
 2 cores (CPU time): a ResNet-32 forward with its taps takes 238 ms in
@@ -135,3 +139,29 @@ def split_batch(x):
     if isinstance(x, dict) and "teacher_outputs" in x:
         return x["image"], [list(t) for t in x["teacher_outputs"]]
     return x, None
+
+
+def calibration_images(ds, count: int = 256) -> np.ndarray:
+    """The first `count` (or fewer, if the data ends) images of a batched `(x, y)` dataset.
+
+    They are the pipeline's own output (augmented and normalised), which is
+    what int8 calibration must see.
+    """
+    images, have = [], 0
+    for batch in ds:
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        images.append(np.asarray(x, np.float32))
+        have += len(images[-1])
+        if have >= count:
+            break
+    if not images:
+        raise ValueError("The dataset is empty: no images to calibrate the int8 teachers on.")
+    return np.concatenate(images)[:count]
+
+
+def int8_teachers(teachers: Sequence[keras.Model], taps: Sequence[Sequence[str]],
+                  images: np.ndarray, num_threads: Optional[int] = None) -> list:
+    """One fully int8 `TFLiteTeacher` per Keras teacher, returning its logits and `taps`."""
+    return [TFLiteTeacher(t, taps=list(names) or False, quantization="int8",
+                          representative=images, num_threads=num_threads)
+            for t, names in zip(teachers, taps)]

@@ -8,6 +8,7 @@ from keras import ops
 
 from kdkeras.losses.gram import (Features, TapKey, check_choice, cross_layer_pairs,
                                  pairwise_gram_loss)
+from kdkeras.losses.gram_ensemble import multi_teacher_gram_loss
 
 Tensor = Any
 
@@ -108,3 +109,47 @@ def fsp_loss(teacher_feats: Features, student_feats: Features,
     return pairwise_gram_loss(teacher_feats, student_feats, pairs, _DISTANCES[mode],
                               default_weight if weight is None else weight,
                               default_pool if pool is None else pool, teacher_gradient)
+
+
+# mode -> (reduction, factor): the modes whose distance is factor · (sum | mean) of the
+# squared entries, for which the K-teacher mean needs one student Gram per pair
+# (`mean_teacher_gram_distance`). torchdistill's column norms are square roots: no split.
+SQUARED_FSP_MODES = {
+    "paper": ("sum", 1.0),
+    "repdistiller": ("mean", 1.0),
+    "sseung0703": ("sum", 0.5),
+}
+
+
+def multi_teacher_fsp_loss(teacher_feats: Sequence[Features], student_feats: Features,
+                           pairs: Optional[Sequence[tuple[TapKey, TapKey]]] = None, *,
+                           mode: str = "paper", weight: Union[None, float, Sequence[float]] = None,
+                           pool: Optional[str] = None, teacher_gradient: bool = False) -> Tensor:
+    """(1/K) Σ_k fsp_loss(teacher_feats[k], student_feats, ...), per example.
+
+    For the squared modes (`SQUARED_FSP_MODES`) the student's Gram of each pair
+    is built and differentiated once (`kdkeras.losses.mean_teacher_gram_distance`);
+    `"torchdistill"` is a sum of unsquared norms and is computed per teacher.
+    Arguments as `fsp_loss`, with one entry of `teacher_feats` per teacher.
+
+    Returns:
+      (B,) float32 per-example losses.
+    """
+    check_choice("mode", mode, tuple(FSP_MODES))
+    teacher_feats = list(teacher_feats)
+    if not teacher_feats:
+        raise ValueError("`teacher_feats` is empty: pass one list of taps per teacher.")
+    if pairs is None:
+        pairs = cross_layer_pairs(list(range(len(student_feats))), 1)
+    if mode not in SQUARED_FSP_MODES:
+        total = sum(fsp_loss(t, student_feats, pairs, mode=mode, weight=weight, pool=pool,
+                             teacher_gradient=teacher_gradient) for t in teacher_feats)
+        return total / float(len(teacher_feats))
+    default_pool, default_weight = FSP_MODES[mode]
+    reduction, factor = SQUARED_FSP_MODES[mode]
+    weight = default_weight if weight is None else weight
+    weight = (factor * float(weight) if isinstance(weight, (int, float))
+              else [factor * float(w) for w in weight])
+    return multi_teacher_gram_loss(teacher_feats, student_feats, pairs, reduction=reduction,
+                                   weight=weight, pool=default_pool if pool is None else pool,
+                                   teacher_gradient=teacher_gradient)

@@ -122,7 +122,15 @@ def gram_matrix(f1: Tensor, f2: Tensor, pool: str = "avg") -> Tensor:
         f1 = adaptive_pool2d(f1, target, pool)
         f2 = adaptive_pool2d(f2, target, pool)
     h, w = f1.shape[1], f1.shape[2]
-    return ops.einsum("bhwi,bhwj->bij", f1, f2) / float(h * w)
+    # One batched matmul over the flattened pixels: TensorFlow's einsum for this
+    # contraction transposes whole maps first, and the K-teacher step spent
+    # ~35% more on its Grams that way (benchmarks/README.md); TF folds this
+    # transpose into the matmul.
+    if f1.shape[-1] is None or f2.shape[-1] is None:
+        return ops.einsum("bhwi,bhwj->bij", f1, f2) / float(h * w)
+    m1 = ops.reshape(f1, (-1, h * w, f1.shape[-1]))
+    m2 = ops.reshape(f2, (-1, h * w, f2.shape[-1]))
+    return ops.matmul(ops.transpose(m1, (0, 2, 1)), m2) / float(h * w)
 
 
 def gram_distance(g_teacher: Tensor, g_student: Tensor, reduction: str = "mean") -> Tensor:
@@ -290,3 +298,4 @@ def gram_loss(teacher_feats: Features, student_feats: Features,
     return pairwise_gram_loss(teacher_feats, student_feats, pairs,
                               lambda g_t, g_s: gram_distance(g_t, g_s, reduction), weight, pool,
                               teacher_gradient)
+

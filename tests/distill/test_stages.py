@@ -1,6 +1,7 @@
 """Multi-stage KD (`kdkeras.distill.stages`): wiring of the stages, and a tiny real chain."""
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -114,3 +115,18 @@ def test_an_interrupted_stage_resumes_from_its_checkpoint(chain_run, capsys):
     assert f"Resuming {stage2} after epoch 1/1" in out
     assert again[1]["test_accuracy"] == pytest.approx(first[1]["test_accuracy"])
     assert (stage2 / "results.json").exists()
+
+
+def test_a_field_added_since_a_run_finished_counts_only_off_its_default(tmp_path):
+    """A run written before a config field existed ran with what its default does."""
+    config = DistillRunConfig(workdir=str(tmp_path), epochs=1, train_teachers=1)
+    stored = json.loads(json.dumps(config.to_dict()))
+    del stored["on_nonfinite"]   # as if the field had been added after this run
+    (tmp_path / "results.json").write_text(json.dumps(
+        {"config": stored, "epochs": 1, "test_accuracy": 0.5}))
+    assert stages.finished_results(config)["test_accuracy"] == 0.5
+    assert stages.finished_results(dataclasses.replace(config, on_nonfinite="skip")) is None
+    # A field the stored run had is compared as before, default or not.
+    stored["on_nonfinite"] = "skip"
+    (tmp_path / "results.json").write_text(json.dumps({"config": stored, "epochs": 1}))
+    assert stages.finished_results(config) is None
