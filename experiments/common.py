@@ -16,9 +16,22 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 FLAGS = flags.FLAGS
 
 
-def define_common_flags(default_model: str) -> None:
+def define_schedule_flags() -> None:
+    """The preset and the overrides of its schedule and scale (every script has them)."""
     from kdkeras.training.config import PRESET_NAMES
 
+    flags.DEFINE_enum("preset", "fast", list(PRESET_NAMES), "Schedule preset.")
+    flags.DEFINE_integer("epochs", None, "Epochs (default: the preset's).")
+    flags.DEFINE_integer("batch_size", None, "Batch size (default: the preset's).")
+    flags.DEFINE_integer("lr_decay_every", None, "Decay the learning rate every N epochs.")
+    flags.DEFINE_integer("train_subset", None, "Train on this many examples (class-balanced).")
+    flags.DEFINE_integer("test_subset", None, "Evaluate on this many test examples.")
+    flags.DEFINE_boolean("jit_compile", None, "Compile the train step with XLA "
+                         "(pays on GPUs; slower on CPUs: see docs).")
+
+
+def define_common_flags(default_model: str) -> None:
+    define_schedule_flags()
     flags.DEFINE_string("model", default_model, "Registry model name (the student for distill.py).")
     flags.DEFINE_string("dataset", None,
                         "cifar100 (tensorflow-datasets), image_folder, cifar10_jpeg or imagenet64. "
@@ -27,20 +40,12 @@ def define_common_flags(default_model: str) -> None:
     flags.DEFINE_string("data_dir", None, "Local data: an image folder, a CIFAR-100 copy or "
                         "the ImageNet64 npz directory.")
     flags.DEFINE_string("workdir", None, "Run directory (model, config, history, checkpoints).")
-    flags.DEFINE_enum("preset", "fast", list(PRESET_NAMES), "Schedule preset.")
     flags.DEFINE_integer("seed", 0, "Random seed.")
-    flags.DEFINE_integer("epochs", None, "Epochs (default: the preset's).")
-    flags.DEFINE_integer("batch_size", None, "Batch size (default: the preset's).")
     flags.DEFINE_float("learning_rate", None, "Initial learning rate (paper: 1e-2).")
     flags.DEFINE_float("momentum", None, "Nesterov momentum (paper: 0.9).")
     flags.DEFINE_float("weight_decay", None, "Coupled L2 weight decay (paper: 1e-4).")
     flags.DEFINE_float("lr_decay_factor", None, "Learning-rate decay factor (paper: 0.1).")
-    flags.DEFINE_integer("lr_decay_every", None, "Decay the learning rate every N epochs.")
-    flags.DEFINE_integer("train_subset", None, "Train on this many examples (class-balanced).")
-    flags.DEFINE_integer("test_subset", None, "Evaluate on this many test examples.")
     flags.DEFINE_boolean("augment", None, "Random shift, rotation and flip (default on).")
-    flags.DEFINE_boolean("jit_compile", None, "Compile the train step with XLA "
-                         "(pays on GPUs; slower on CPUs: see docs).")
     flags.DEFINE_string("strategy", None, "tf.distribute strategy: default, mirrored (all GPUs, "
                         "else all logical CPUs) or mirrored:N (N GPUs, else the CPU split in N).")
     flags.DEFINE_enum("mixed_precision", None, ["float16", "bfloat16"],

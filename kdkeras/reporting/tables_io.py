@@ -4,9 +4,12 @@
     record = tables_io.load_table(2)                  # results/table_2.json, or None
     tables_io.show_table(2)                           # Markdown: ours | paper | gap
 
-The results directory is `$KDKERAS_RESULTS_DIR` if set, else `results/` of the
-current directory or of the kdkeras checkout. The paper's figures come from
-`paper_reported.json` in that directory, else from the checkout's `results/`.
+The results directory is `$KDKERAS_RESULTS_DIR` if set. Otherwise it is found in
+`results/` of the current directory (else of the kdkeras checkout): its
+`cifar10-jpeg/tables/` when that holds table files (the reduced-scale real runs
+of this workplace, ResNet-32 → ResNet-8 on CIFAR-10 JPEG), else `results/`
+itself. The paper's figures come from `paper_reported.json` in the results
+directory, else from `results/`.
 A missing or partial table is reported in words, never as an exception, so the
 notebooks run whatever has been reproduced so far.
 """
@@ -22,17 +25,30 @@ from kdkeras.reporting.aggregate import format_mean_std
 
 RESULTS_ENV = "KDKERAS_RESULTS_DIR"
 PAPER_FILE = "paper_reported.json"
+# Where scripts/reproduce_cifar10_resnet.sh writes the real reduced-scale tables.
+REAL_TABLES = Path("cifar10-jpeg") / "tables"
 _REPO_RESULTS = Path(__file__).resolve().parents[2] / "results"
 
 
+def _results_root() -> Path:
+    local = Path("results")
+    return local if local.is_dir() else _REPO_RESULTS
+
+
 def results_dir(path=None) -> Path:
-    """`path`, else `$KDKERAS_RESULTS_DIR`, else ./results, else the checkout's results/."""
+    """Where table files are read from.
+
+    `path`, else `$KDKERAS_RESULTS_DIR`, else `results/cifar10-jpeg/tables` if it
+    holds any `table_N.json`, else `results/` (of the current directory if it
+    has one, else of the kdkeras checkout).
+    """
     if path is not None:
         return Path(path)
     if os.environ.get(RESULTS_ENV):
         return Path(os.environ[RESULTS_ENV])
-    local = Path("results")
-    return local if local.is_dir() else _REPO_RESULTS
+    root = _results_root()
+    real = root / REAL_TABLES
+    return real if any(real.glob("table_*.json")) else root
 
 
 def table_path(number: int, path=None) -> Path:
@@ -52,7 +68,8 @@ def load_table(number: int, path=None) -> Optional[dict]:
 
 def load_paper(path=None) -> dict:
     """The paper's reported figures (`results/paper_reported.json`)."""
-    for candidate in (results_dir(path) / PAPER_FILE, _REPO_RESULTS / PAPER_FILE):
+    for candidate in (results_dir(path) / PAPER_FILE, _results_root() / PAPER_FILE,
+                      _REPO_RESULTS / PAPER_FILE):
         if candidate.exists():
             return json.loads(candidate.read_text())
     return {"figures": {}, "sources": {}}
@@ -82,10 +99,16 @@ def scale_line(record: dict) -> str:
     prov = s.get("provenance", {})
     machine = prov.get("machine", {})
     seeds = s.get("seeds", [])
+    source = f"{s['dataset_source']}; " if s.get("dataset_source") else ""
+    teachers = s.get("teachers")
+    if s.get("teachers_dir"):
+        teachers = f"{teachers}, given in `{s['teachers_dir']}`"
+    elif s.get("teacher_epochs"):
+        teachers = f"{teachers}, trained {s['teacher_epochs']} epochs"
     return (f"Scale: preset `{s.get('preset')}`, {len(seeds)} seed(s) {seeds}, data "
-            f"`{s.get('dataset')}` ({s.get('num_train')} train / {s.get('num_test')} test images, "
-            f"{s.get('num_classes')} classes), {s.get('epochs')} epoch(s), batch "
-            f"{s.get('batch_size')}; teachers: {s.get('teachers')}. Commit "
+            f"`{s.get('dataset')}` ({source}{s.get('num_train')} train / {s.get('num_test')} "
+            f"test images, {s.get('num_classes')} classes), {s.get('epochs')} epoch(s), batch "
+            f"{s.get('batch_size')}; teachers: {teachers}. Commit "
             f"`{prov.get('git_commit', '?')}`, {prov.get('date', '?')}, "
             f"{machine.get('device', '?')}.")
 

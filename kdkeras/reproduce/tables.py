@@ -13,7 +13,7 @@ each table compares); the figures the paper states in its text are in
 `results/paper_reported.json`. Where the structure is our reading of the text,
 `Table.notes` says so. A row is one `Run`; rows that are the same run (the
 student alone of a pair appears in most tables) are trained once and shared,
-because `experiments/reproduce.py` names a run's directory by what it is, not by
+because `kdkeras.reproduce.engine` names a run's directory by what it is, not by
 the table it appears in.
 
 Conventions:

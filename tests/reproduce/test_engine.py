@@ -1,0 +1,49 @@
+"""kdkeras.reproduce.engine without training: where runs live, and how work is split.
+
+The engine's runs end to end are in `test_smoke_reproduction.py`.
+"""
+
+from kdkeras.reproduce import Reproducer, Settings, split_by_pair, tables
+
+
+def test_parallel_jobs_get_whole_pairs():
+    groups = split_by_pair(list(range(1, 21)), jobs=2)
+    assert len(groups) == 2 and sorted(sum(groups, [])) == list(range(1, 21))
+    for pair in tables.PAIRS:
+        holders = [i for i, g in enumerate(groups) if any(tables.get(n).pair == pair for n in g)]
+        assert len(holders) == 1, pair  # the runs of a pair stay in one process
+    assert split_by_pair([4, 7], jobs=4) == [[4, 7]]
+
+
+def test_teachers_dir_accepts_collected_train_runs(tmp_path):
+    (tmp_path / "resnet32-s1").mkdir()
+    (tmp_path / "resnet32-s1" / "model.keras").write_bytes(b"")
+    rep = Reproducer(Settings(teachers_dir=str(tmp_path)))
+    assert rep.model_dir("resnet32", 1, "cifar") == tmp_path / "resnet32-s1"
+    assert rep.model_dir("resnet32", 0, "cifar") == tmp_path / "resnet32" / "seed-0"
+    # Students trained alone never live among the teachers.
+    assert rep.model_dir("resnet8", 0, "cifar").parts[-3:] == ("models", "resnet8", "seed-0")
+
+
+def test_smoke_turns_graph_optimisation_off_for_its_runs_only(monkeypatch):
+    import gc
+
+    import tensorflow as tf
+
+    from kdkeras.reproduce import engine
+
+    seen = {}
+
+    def fake_reproduce(numbers, settings):
+        seen["options"] = tf.config.optimizer.get_experimental_options()
+        seen["frozen"] = gc.get_freeze_count()
+        return 0
+
+    monkeypatch.setattr(engine, "_reproduce", fake_reproduce)
+    before = tf.config.optimizer.get_experimental_options()
+    assert engine.reproduce([], Settings.for_preset("smoke", dataset="synthetic")) == 0
+    assert seen["options"]["disable_meta_optimizer"] is True and seen["frozen"] > 0
+    assert tf.config.optimizer.get_experimental_options() == before
+    assert gc.get_freeze_count() == 0
+    engine.reproduce([], Settings.for_preset("fast", dataset="cifar100"))
+    assert seen["options"] == before  # real runs keep TensorFlow's defaults

@@ -1,0 +1,83 @@
+"""kdkeras.reproduce.tables: the paper's Tables 1–20 as data, and the paper's figures' rows."""
+
+import json
+
+import pytest
+
+from helpers import REPO
+from kdkeras.reproduce import tables
+
+
+def test_twenty_tables_in_seven_groups():
+    assert sorted(tables.TABLES) == list(range(1, 21))
+    groups = {}
+    for t in tables.TABLES.values():
+        groups.setdefault(t.group, []).append(t.number)
+    assert groups == {"main": [1, 2, 3], "p1": [4, 5, 6], "p2": [7, 8, 9], "p3": [10, 11, 12],
+                      "combinations": [13, 14, 15], "comparison": [16, 17, 18],
+                      "two_stage": [19, 20]}
+    assert [tables.TABLES[n].pair for n in (1, 2, 3, 19, 20)] == [
+        "vgg", "resnet", "mobilenet", "resnet50", "resnet50"]
+    assert {t.number for t in tables.TABLES.values() if t.cost} == {1, 2, 3, 16, 17, 18, 19, 20}
+
+
+@pytest.mark.parametrize("number", sorted(tables.TABLES))
+def test_every_table_is_well_formed(number):
+    from kdkeras import models
+    from kdkeras.distill import METHODS
+
+    t = tables.TABLES[number]
+    labels = [r.label for r in t.rows]
+    assert len(set(labels)) == len(labels)
+    t.row(t.baseline), t.row(t.headline)  # both exist
+    for r in t.rows:
+        models.spec(r.model)
+        assert r.method in METHODS
+        if r.kind == tables.DISTILL:
+            models.spec(r.teacher)
+            assert r.num_teachers >= 1 and r.teacher == tables.PAIRS[t.pair].teacher
+        if r.kind == tables.STAGES:
+            assert r.chain[0] == tables.PAIRS[t.pair].teacher and r.num_teachers >= 1
+
+
+def test_ablation_rows_have_the_papers_switches():
+    vgg_p1 = tables.get(4)
+    assert [r.cross_depth for r in vgg_p1.rows] == [None, 1, (1,), (2,), (3,), 3]
+    assert [r.cross_depth for r in tables.get(6).rows][-2:] == [(4,), 4]  # MobileNet: cross-four
+    assert [r.num_teachers for r in tables.get(10).rows] == [0, 1, 2, 3]
+    assert {r.method for r in tables.get(10).rows[1:]} == {"fsp"}
+    p2 = tables.get(7)
+    assert [r.method for r in p2.rows] == ["student", "hinton", "fsp", "fsp_kl"]
+    ours = tables.get(3).row(tables.get(3).headline)
+    assert (ours.method, ours.num_teachers, dict(ours.options)) == ("ours", 3, {"cross_depth": 4})
+    beta_off = tables.get(13).row("P1+P2+P3, β off")
+    assert dict(beta_off.options)["beta_mode"] == "off" and not beta_off.in_paper
+
+
+def test_paper_figures_point_at_existing_tables_and_rows():
+    paper = json.loads((REPO / "results" / "paper_reported.json").read_text())
+    figures = paper["figures"]
+    assert {f["source"] for f in figures.values()} <= set(paper["sources"])
+    for key, f in figures.items():
+        for n in f["tables"]:
+            t = tables.get(n)
+            if f["kind"] in ("top1", "gap"):
+                t.row(f["row"])
+            if f["kind"] == "gap":
+                assert f["over"] == t.baseline, (key, n)
+    # The figures the brief quotes, each once.
+    values = sorted(f["value"] for f in figures.values() if f["kind"] in ("top1", "gap"))
+    assert values == sorted([66.67, 68.45, 49.86, 3.57, 4.38, 3.98, 0.4, 0.13, 3.38, 1.54, 1.54,
+                             2.59, 1.66, 1.31, 2.27, 2.98, 4.04, 3.45])
+    assert figures["inference_ms.resnet50"]["value"] == {"resnet50": 188.9, "resnet10": 66.3}
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("all", list(range(1, 21))), ("4", [4]), ("7,1, 4", [1, 4, 7]), ("4-6", [4, 5, 6])])
+def test_table_selection(text, expected):
+    assert tables.parse_selection(text) == expected
+
+
+def test_unknown_table_is_refused():
+    with pytest.raises(ValueError, match="Unknown table 21"):
+        tables.parse_selection("21")
