@@ -84,13 +84,15 @@ def accelerator() -> dict:
 
 
 def compare_methods(base: DistillRunConfig, data: ArraySplits, *, methods, seeds,
-                    num_teachers: int, root) -> dict:
+                    num_teachers: int, root, teacher_seeds=None) -> dict:
     """K teachers trained once (seeds 0..K-1), then a student per method and seed, all resumable.
 
     `base` gives the recipe (preset, epochs, batch, subsets, models); run
     directories go under `root` (`teachers/teacher-k`, `<method>-s<seed>`), and
     `root/summary.json` collects every run's test accuracy with provenance.
     Rerunning continues where a killed run stopped (per-epoch checkpoints).
+    `teacher_seeds` trains only those of the K teachers (e.g. one per process,
+    to train them side by side on one GPU); `methods` may then be empty.
     """
     root = Path(root)
     teacher_paths = []
@@ -98,6 +100,8 @@ def compare_methods(base: DistillRunConfig, data: ArraySplits, *, methods, seeds
     teachers_run = dataclasses.replace(base, workdir=str(root), teachers=(),
                                        train_teachers=num_teachers)
     for tcfg in teacher_configs(teachers_run):
+        if teacher_seeds is not None and tcfg.seed not in teacher_seeds:
+            continue
         result = train_arrays(tcfg, data)
         teacher_paths.append(str(Path(tcfg.workdir) / "model.keras"))
         summary["teachers"].append({"seed": tcfg.seed, "test_accuracy": result["test_accuracy"]})

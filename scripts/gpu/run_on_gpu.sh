@@ -7,6 +7,9 @@
 # 1. installs .carry/wheels (kdkeras, keras, namex, optree) into $SITE (/tmp/site);
 # 2. if .carry/resume/ holds runs.tar.gz.part-* (from an earlier call's $OUT), unpacks them,
 #    so every run continues from its last finished epoch;
+#    With PARALLEL_TEACHERS=K it trains only the K teachers, one process per seed side by
+#    side (logs in each run root's log.txt), e.g.
+#      PARALLEL_TEACHERS=3 scripts/gpu/run_on_gpu.sh --epochs=40 --lr_decay_every=10
 # 3. runs scripts/gpu/run_experiment.py with KERAS_BACKEND=jax on the carried CIFAR-10
 #    JPEG tar, stopped by a TERM after BUDGET_S seconds (default 540, inside the tool's
 #    10-minute limit; per-epoch checkpoints make the stop safe);
@@ -53,10 +56,31 @@ json.dump(info, open(sys.argv[1], "w"), indent=2)
 print(info["devices"], info["nvidia_smi"])
 PYEOF
 
-timeout --signal=TERM --kill-after=30 "$BUDGET_S" "$PY" scripts/gpu/run_experiment.py \
-  --data=.carry/data/cifar10-jpeg.tar.gz --cache="$CACHE" --root="$ROOT" "$@" \
-  2>&1 | tee "$OUT/log.txt"
-status=${PIPESTATUS[0]}
+DATA=.carry/data/cifar10-jpeg.tar.gz
+if [ -n "${PARALLEL_TEACHERS:-}" ]; then
+  # Teachers only, one process per seed side by side (one small model leaves most of the
+  # GPU idle); the images are decoded once first so that the processes share the cache.
+  "$PY" -c "import sys; from kdkeras.data.numpy_data import load_image_arrays as f; \
+f(sys.argv[1], cache=sys.argv[2])" "$DATA" "$CACHE" || exit 1
+  pids=()
+  for k in $(seq 0 $((PARALLEL_TEACHERS - 1))); do
+    mkdir -p "$ROOT/teacher-seed-$k"
+    timeout --signal=TERM --kill-after=30 "$BUDGET_S" "$PY" scripts/gpu/run_experiment.py \
+      --data="$DATA" --cache="$CACHE" --root="$ROOT/teacher-seed-$k" --teacher_seeds="$k" \
+      --methods= --num_teachers="$PARALLEL_TEACHERS" "$@" \
+      > "$ROOT/teacher-seed-$k/log.txt" 2>&1 &
+    pids+=($!)
+  done
+  status=0
+  for pid in "${pids[@]}"; do wait "$pid" || status=$?; done
+  for k in $(seq 0 $((PARALLEL_TEACHERS - 1))); do
+    echo "== teacher seed $k"; tail -n 25 "$ROOT/teacher-seed-$k/log.txt"
+  done | tee "$OUT/log.txt"
+else
+  timeout --signal=TERM --kill-after=30 "$BUDGET_S" "$PY" scripts/gpu/run_experiment.py \
+    --data="$DATA" --cache="$CACHE" --root="$ROOT" "$@" 2>&1 | tee "$OUT/log.txt"
+  status=${PIPESTATUS[0]}
+fi
 case $status in
   0) echo "finished" ;;
   124|137) echo "stopped after ${BUDGET_S}s: copy runs.tar.gz.part-* to .carry/resume/, call again" ;;
