@@ -84,7 +84,7 @@ def accelerator() -> dict:
 
 
 def compare_methods(base: DistillRunConfig, data: ArraySplits, *, methods, seeds,
-                    num_teachers: int, root, teacher_seeds=None) -> dict:
+                    num_teachers: int, root, teacher_seeds=None, teacher_paths=None) -> dict:
     """K teachers trained once (seeds 0..K-1), then a student per method and seed, all resumable.
 
     `base` gives the recipe (preset, epochs, batch, subsets, models); run
@@ -93,12 +93,14 @@ def compare_methods(base: DistillRunConfig, data: ArraySplits, *, methods, seeds
     Rerunning continues where a killed run stopped (per-epoch checkpoints).
     `teacher_seeds` trains only those of the K teachers (e.g. one per process,
     to train them side by side on one GPU); `methods` may then be empty.
+    `teacher_paths` (saved `.keras` teachers) replaces the teacher training.
     """
     root = Path(root)
-    teacher_paths = []
     summary = {"teachers": [], "students": [], "accelerator": accelerator()}
     teachers_run = dataclasses.replace(base, workdir=str(root), teachers=(),
-                                       train_teachers=num_teachers)
+                                       train_teachers=0 if teacher_paths else num_teachers)
+    teacher_paths = list(teacher_paths or [])
+    summary["teachers"] = [{"path": p} for p in teacher_paths]
     for tcfg in teacher_configs(teachers_run):
         if teacher_seeds is not None and tcfg.seed not in teacher_seeds:
             continue

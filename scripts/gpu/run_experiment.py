@@ -30,6 +30,8 @@ flags.DEFINE_string("teacher_model", "resnet32", "Teacher architecture.")
 flags.DEFINE_integer("num_teachers", 3, "K, the teachers of the offline ensemble (P3).")
 flags.DEFINE_list("methods", ["student", "ours"], "Methods to compare (kdkeras.distill.METHODS).")
 flags.DEFINE_list("seeds", ["0"], "Student seeds.")
+flags.DEFINE_list("teachers", None, "Saved .keras teachers to distil from instead of training "
+                  "--num_teachers of them.")
 flags.DEFINE_list("teacher_seeds", None, "Train only these of the K teachers (default: all); "
                   "with --methods= (empty) a process trains teachers only.")
 flags.DEFINE_integer("epochs", None, "Override the preset's epochs.")
@@ -56,7 +58,8 @@ def main(argv):
                               seeds=[int(s) for s in FLAGS.seeds],
                               num_teachers=FLAGS.num_teachers, root=FLAGS.root,
                               teacher_seeds=(None if FLAGS.teacher_seeds is None else
-                                             [int(s) for s in FLAGS.teacher_seeds]))
+                                             [int(s) for s in FLAGS.teacher_seeds]),
+                              teacher_paths=FLAGS.teachers)
     for row in summary["teachers"] + summary["students"]:
         print(row, flush=True)
 

@@ -76,6 +76,24 @@ f(sys.argv[1], cache=sys.argv[2])" "$DATA" "$CACHE" || exit 1
   for k in $(seq 0 $((PARALLEL_TEACHERS - 1))); do
     echo "== teacher seed $k"; tail -n 25 "$ROOT/teacher-seed-$k/log.txt"
   done | tee "$OUT/log.txt"
+elif [ -n "${PARALLEL_METHODS:-}" ]; then
+  # One process per method (e.g. "student hinton fsp ours"), side by side; pass the
+  # teachers with --teachers=.. (e.g. those a PARALLEL_TEACHERS call left in $ROOT).
+  "$PY" -c "import sys; from kdkeras.data.numpy_data import load_image_arrays as f; \
+f(sys.argv[1], cache=sys.argv[2])" "$DATA" "$CACHE" || exit 1
+  pids=()
+  for m in $PARALLEL_METHODS; do
+    mkdir -p "$ROOT/method-$m"
+    timeout --signal=TERM --kill-after=30 "$BUDGET_S" "$PY" scripts/gpu/run_experiment.py \
+      --data="$DATA" --cache="$CACHE" --root="$ROOT/method-$m" --methods="$m" "$@" \
+      > "$ROOT/method-$m/log.txt" 2>&1 &
+    pids+=($!)
+  done
+  status=0
+  for pid in "${pids[@]}"; do wait "$pid" || status=$?; done
+  for m in $PARALLEL_METHODS; do
+    echo "== $m"; grep -E "^Epoch [0-9]+/|step - |\{'method'" "$ROOT/method-$m/log.txt" | tail -n 6
+  done | tee "$OUT/log.txt"
 else
   timeout --signal=TERM --kill-after=30 "$BUDGET_S" "$PY" scripts/gpu/run_experiment.py \
     --data="$DATA" --cache="$CACHE" --root="$ROOT" "$@" 2>&1 | tee "$OUT/log.txt"
