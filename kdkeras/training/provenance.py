@@ -14,7 +14,15 @@ _REPO = Path(__file__).resolve().parents[2]
 
 
 def git_commit(repo: Path = _REPO) -> str:
-    """HEAD's hash, with '+dirty' if tracked files differ from it; 'unknown' outside git."""
+    """HEAD's hash, with '+dirty' if tracked files differ from it.
+
+    Outside git (an installed wheel on a machine without the repository, e.g. the
+    GPU box) it is `$KDKERAS_GIT_COMMIT` when set (the commit the wheel was built
+    from), else 'unknown'.
+    """
+    fallback = os.environ.get("KDKERAS_GIT_COMMIT") or "unknown"
+    if not (repo / ".git").exists():
+        return fallback
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True,
                              text=True, check=True, timeout=10).stdout.strip()
@@ -22,7 +30,7 @@ def git_commit(repo: Path = _REPO) -> str:
                                cwd=repo, capture_output=True, text=True, timeout=10).stdout.strip()
         return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        return fallback
 
 
 def cpu_name() -> str:

@@ -31,6 +31,9 @@ export XLA_PYTHON_CLIENT_PREALLOCATE=${XLA_PYTHON_CLIENT_PREALLOCATE:-false}
 "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
   --target "$SITE" .carry/wheels/*.whl || exit 1
 mkdir -p "$ROOT"
+# The machine has no git: results name the commit the carried kdkeras wheel was built from.
+KDKERAS_GIT_COMMIT=$("$PY" -c "import json; print(json.load(open('.carry/MANIFEST.json'))['git_commit'])" 2>/dev/null)
+export KDKERAS_GIT_COMMIT
 if [ -d .carry/resume ] && [ ! -f "$ROOT/.resumed" ]; then  # a warm machine has them already
   "$PY" scripts/gpu/runs_archive.py unpack .carry/resume "$ROOT" && touch "$ROOT/.resumed"
 fi
