@@ -38,6 +38,7 @@ from kdkeras.reproduce.model_cost import ModelCosts
 from kdkeras.reproduce.records import TEACHER_MODELS
 from kdkeras.reproduce.settings import SYNTHETIC, Settings, options_slug
 from kdkeras.training.config import DistillRunConfig, TrainConfig, resolve_config
+from kdkeras.training.guards import TrainingInterrupted
 from kdkeras.training.provenance import write_json_atomic
 from kdkeras.training.runs import distill_model, train_model
 
@@ -197,6 +198,8 @@ class Reproducer:
                 results = self.run_row(row, seed, family)
                 if results is not None:
                     runs.append((seed, results))
+        except TrainingInterrupted:
+            raise  # a stop asked for (SIGTERM, Ctrl-C) stops every table, not just this row
         except Exception as err:  # noqa: BLE001 - one failed row must not lose the table
             if os.environ.get("KDKERAS_DEBUG"):
                 raise

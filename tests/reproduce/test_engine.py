@@ -47,3 +47,26 @@ def test_smoke_turns_graph_optimisation_off_for_its_runs_only(monkeypatch):
     assert gc.get_freeze_count() == 0
     engine.reproduce([], Settings.for_preset("fast", dataset="cifar100"))
     assert seen["options"] == before  # real runs keep TensorFlow's defaults
+
+
+def test_a_stop_asked_for_stops_every_table_but_a_failed_row_does_not(monkeypatch):
+    import pytest
+
+    from kdkeras.training.guards import TrainingInterrupted
+
+    rep = Reproducer(Settings(seeds=(0,)))
+    row = tables.get(2).rows[1]
+
+    def broken(*args):
+        raise ValueError("bad checkpoint")
+
+    monkeypatch.setattr(rep, "run_row", broken)
+    record = rep.row_record(row, "cifar")
+    assert record["status"] == "error" and "bad checkpoint" in record["reason"]
+
+    def interrupted(*args):
+        raise TrainingInterrupted("SIGTERM", signum=15, epoch=3, step=7)
+
+    monkeypatch.setattr(rep, "run_row", interrupted)
+    with pytest.raises(TrainingInterrupted):
+        rep.row_record(row, "cifar")
