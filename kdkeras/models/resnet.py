@@ -91,9 +91,10 @@ def _conv(x, filters: int, kernel_size: int, strides: int, name: str):
     )(x)
 
 
-def _bn(x, name: str):
+def _bn(x, name: str, zero_gamma: bool = False):
     return keras.layers.BatchNormalization(
-        momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name
+        momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name,
+        gamma_initializer="zeros" if zero_gamma else "ones",
     )(x)
 
 
@@ -107,19 +108,21 @@ def _shortcut(x, filters: int, strides: int, shortcut: str, name: str):
     return _bn(x, name=f"{name}_0_bn")
 
 
-def basic_block(x, filters: int, strides: int, shortcut: str, name: str):
+def basic_block(x, filters: int, strides: int, shortcut: str, name: str,
+                zero_init_residual: bool = False):
     """conv3x3-BN-ReLU-conv3x3-BN + shortcut, ReLU. Output has `filters` channels."""
     residual = _shortcut(x, filters, strides, shortcut, name)
     x = _conv(x, filters, 3, strides, name=f"{name}_1_conv")
     x = _bn(x, name=f"{name}_1_bn")
     x = keras.layers.Activation("relu", name=f"{name}_1_relu")(x)
     x = _conv(x, filters, 3, 1, name=f"{name}_2_conv")
-    x = _bn(x, name=f"{name}_2_bn")
+    x = _bn(x, name=f"{name}_2_bn", zero_gamma=zero_init_residual)
     x = keras.layers.Add(name=f"{name}_add")([residual, x])
     return keras.layers.Activation("relu", name=f"{name}_out")(x)
 
 
-def bottleneck_block(x, filters: int, strides: int, shortcut: str, name: str):
+def bottleneck_block(x, filters: int, strides: int, shortcut: str, name: str,
+                     zero_init_residual: bool = False):
     """1x1 (filters), 3x3 (filters, stride), 1x1 (4 * filters), each with BN; + shortcut, ReLU."""
     out_filters = 4 * filters
     residual = _shortcut(x, out_filters, strides, shortcut, name)
@@ -130,7 +133,7 @@ def bottleneck_block(x, filters: int, strides: int, shortcut: str, name: str):
     x = _bn(x, name=f"{name}_2_bn")
     x = keras.layers.Activation("relu", name=f"{name}_2_relu")(x)
     x = _conv(x, out_filters, 1, 1, name=f"{name}_3_conv")
-    x = _bn(x, name=f"{name}_3_bn")
+    x = _bn(x, name=f"{name}_3_bn", zero_gamma=zero_init_residual)
     x = keras.layers.Add(name=f"{name}_add")([residual, x])
     return keras.layers.Activation("relu", name=f"{name}_out")(x)
 
@@ -148,6 +151,7 @@ def resnet(
     input_shape: Sequence[int],
     name: str,
     shortcut: str = "projection",
+    zero_init_residual: bool = False,
 ) -> keras.Model:
     """Builds a ResNet: 3x3 stride-1 stem, stages of blocks, GAP, logits.
 
@@ -166,6 +170,8 @@ def resnet(
         name: the model's name.
         shortcut: "zero_pad" (option A) or "projection" (1x1 conv + BN) where
             the shape changes.
+        zero_init_residual: start the last BN of every residual branch at
+            gamma=0 (Goyal et al. 2017), so each block begins as its shortcut.
     """
     if block not in BLOCKS:
         raise ValueError(f"`block` must be one of {sorted(BLOCKS)}. Received: block={block!r}")
@@ -192,7 +198,8 @@ def resnet(
     ):
         for b in range(1, depth + 1):
             x = block_fn(
-                x, filters, stride if b == 1 else 1, shortcut, name=f"stage{s}_block{b}"
+                x, filters, stride if b == 1 else 1, shortcut, name=f"stage{s}_block{b}",
+                zero_init_residual=zero_init_residual,
             )
         x = keras.layers.Identity(name=f"tap_stage{s}")(x)
     x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
@@ -241,9 +248,13 @@ def resnet8(
 
 
 def _imagenet_resnet(block, depths, num_classes, input_shape, name, shortcut):
+    # Residual branches start at zero (as in torchvision's zero_init_residual): without it
+    # a ResNet-50 teacher trained only briefly, its BN statistics still near their initial
+    # values, doubles its activations block after block in inference mode (taps of
+    # |x| ~ 500 after 16 blocks), and the Gram losses on those taps overflow.
     return resnet(
         block, depths, (64, 128, 256, 512), (1, 2, 2, 2), 64, num_classes, input_shape,
-        name=name, shortcut=shortcut,
+        name=name, shortcut=shortcut, zero_init_residual=True,
     )
 
 
