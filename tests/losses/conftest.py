@@ -1,9 +1,15 @@
 """Backend-neutral gradient and XLA helpers for the loss tests (TensorFlow or JAX)."""
 
+import sys
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
 from keras import ops
+
+# The tests here import their shared NumPy reference (gram_reference.py) by name.
+sys.path.insert(0, str(Path(__file__).parent))
 
 BACKEND = keras.backend.backend()
 
