@@ -60,46 +60,38 @@ print(info["devices"], info["nvidia_smi"])
 PYEOF
 
 DATA=.carry/data/cifar10-jpeg.tar.gz
-if [ -n "${PARALLEL_TEACHERS:-}" ]; then
-  # Teachers only, one process per seed side by side (one small model leaves most of the
-  # GPU idle); the images are decoded once first so that the processes share the cache.
+run() {  # run ROOT [run_experiment.py flags]
+  timeout --signal=TERM --kill-after=30 "$BUDGET_S" "$PY" scripts/gpu/run_experiment.py \
+    --data="$DATA" --cache="$CACHE" --root="$1" "${@:2}"
+}
+if [ -n "${PARALLEL_TEACHERS:-}${PARALLEL_METHODS:-}" ]; then
+  # Side by side, one process per teacher seed (PARALLEL_TEACHERS=K: teachers only) or
+  # per method (PARALLEL_METHODS="student hinton fsp ours"; pass --teachers=.., e.g. those
+  # a PARALLEL_TEACHERS call left in $ROOT): one small model leaves most of the GPU idle.
+  # The images are decoded once first so that the processes share the cache.
   "$PY" -c "import sys; from kdkeras.data.numpy_data import load_image_arrays as f; \
 f(sys.argv[1], cache=sys.argv[2])" "$DATA" "$CACHE" || exit 1
-  pids=()
-  for k in $(seq 0 $((PARALLEL_TEACHERS - 1))); do
-    mkdir -p "$ROOT/teacher-seed-$k"
-    timeout --signal=TERM --kill-after=30 "$BUDGET_S" "$PY" scripts/gpu/run_experiment.py \
-      --data="$DATA" --cache="$CACHE" --root="$ROOT/teacher-seed-$k" --teacher_seeds="$k" \
-      --methods= --num_teachers="$PARALLEL_TEACHERS" "$@" \
-      > "$ROOT/teacher-seed-$k/log.txt" 2>&1 &
-    pids+=($!)
-  done
+  names=() pids=()
+  launch() {  # launch NAME [flags]: one process in the background, its runs in $ROOT/NAME
+    mkdir -p "$ROOT/$1"
+    run "$ROOT/$1" "${@:2}" > "$ROOT/$1/log.txt" 2>&1 &
+    names+=("$1") pids+=($!)
+  }
+  if [ -n "${PARALLEL_TEACHERS:-}" ]; then
+    for k in $(seq 0 $((PARALLEL_TEACHERS - 1))); do
+      launch "teacher-seed-$k" --teacher_seeds="$k" --methods= \
+        --num_teachers="$PARALLEL_TEACHERS" "$@"
+    done
+  else
+    for m in $PARALLEL_METHODS; do launch "method-$m" --methods="$m" "$@"; done
+  fi
   status=0
   for pid in "${pids[@]}"; do wait "$pid" || status=$?; done
-  for k in $(seq 0 $((PARALLEL_TEACHERS - 1))); do
-    echo "== teacher seed $k"; tail -n 25 "$ROOT/teacher-seed-$k/log.txt"
-  done | tee "$OUT/log.txt"
-elif [ -n "${PARALLEL_METHODS:-}" ]; then
-  # One process per method (e.g. "student hinton fsp ours"), side by side; pass the
-  # teachers with --teachers=.. (e.g. those a PARALLEL_TEACHERS call left in $ROOT).
-  "$PY" -c "import sys; from kdkeras.data.numpy_data import load_image_arrays as f; \
-f(sys.argv[1], cache=sys.argv[2])" "$DATA" "$CACHE" || exit 1
-  pids=()
-  for m in $PARALLEL_METHODS; do
-    mkdir -p "$ROOT/method-$m"
-    timeout --signal=TERM --kill-after=30 "$BUDGET_S" "$PY" scripts/gpu/run_experiment.py \
-      --data="$DATA" --cache="$CACHE" --root="$ROOT/method-$m" --methods="$m" "$@" \
-      > "$ROOT/method-$m/log.txt" 2>&1 &
-    pids+=($!)
-  done
-  status=0
-  for pid in "${pids[@]}"; do wait "$pid" || status=$?; done
-  for m in $PARALLEL_METHODS; do
-    echo "== $m"; grep -E "^Epoch [0-9]+/|step - |\{'method'" "$ROOT/method-$m/log.txt" | tail -n 6
+  for name in "${names[@]}"; do
+    echo "== $name"; grep -E "^Epoch [0-9]+/|step - |^\{'" "$ROOT/$name/log.txt" | tail -n 6
   done | tee "$OUT/log.txt"
 else
-  timeout --signal=TERM --kill-after=30 "$BUDGET_S" "$PY" scripts/gpu/run_experiment.py \
-    --data="$DATA" --cache="$CACHE" --root="$ROOT" "$@" 2>&1 | tee "$OUT/log.txt"
+  run "$ROOT" "$@" 2>&1 | tee "$OUT/log.txt"
   status=${PIPESTATUS[0]}
 fi
 case $status in
