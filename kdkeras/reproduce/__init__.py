@@ -7,10 +7,23 @@ depends on, and how run directories are named), `engine` (`Reproducer` and
 `experiments/reproduce.py` maps its flags onto `Settings` and calls `reproduce`.
 """
 
+import importlib
+
 from kdkeras.reproduce import tables
-from kdkeras.reproduce.engine import Reproducer, reproduce, split_by_pair
-from kdkeras.reproduce.records import run_record
 from kdkeras.reproduce.settings import Settings, options_slug
+
+# The engine and records need TensorFlow (through the data readers); `tables`
+# and `settings` do not, so the GPU machine's JAX-only scripts can read the
+# tables without it. The engine's names load on first use.
+_LAZY = {"Reproducer": "engine", "reproduce": "engine", "split_by_pair": "engine",
+         "run_record": "records"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"kdkeras.reproduce.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'kdkeras.reproduce' has no attribute {name!r}")
+
 
 __all__ = ["Reproducer", "Settings", "options_slug", "reproduce", "run_record",
            "split_by_pair", "tables"]

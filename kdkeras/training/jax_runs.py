@@ -83,6 +83,24 @@ def accelerator() -> dict:
     return info
 
 
+@dataclasses.dataclass(frozen=True)
+class StudentRun:
+    """One student run of `compare_methods`: a method, its overrides and its K.
+
+    `name` names the run directory (`<name>-s<seed>`); `num_teachers` None
+    means every teacher given or trained (a table row fixes its own K).
+    """
+
+    name: str
+    method: str
+    options: tuple = ()
+    num_teachers: int | None = None
+
+    @classmethod
+    def of_method(cls, method: str) -> "StudentRun":
+        return cls(name=method, method=method)
+
+
 def compare_methods(base: DistillRunConfig, data: ArraySplits, *, methods, seeds,
                     num_teachers: int, root, teacher_seeds=None, teacher_paths=None) -> dict:
     """K teachers trained once (seeds 0..K-1), then a student per method and seed, all resumable.
@@ -91,11 +109,19 @@ def compare_methods(base: DistillRunConfig, data: ArraySplits, *, methods, seeds
     directories go under `root` (`teachers/teacher-k`, `<method>-s<seed>`), and
     `root/summary.json` collects every run's test accuracy with provenance.
     Rerunning continues where a killed run stopped (per-epoch checkpoints).
+    `methods` are method names or `StudentRun`s (e.g. the rows of a reproduce
+    table, each with its own options and K, the first K teachers).
     `teacher_seeds` trains only those of the K teachers (e.g. one per process,
     to train them side by side on one GPU); `methods` may then be empty.
     `teacher_paths` (saved `.keras` teachers) replaces the teacher training.
     """
     root = Path(root)
+    runs = [m if isinstance(m, StudentRun) else StudentRun.of_method(m) for m in methods]
+    too_many = [r.name for r in runs if r.num_teachers is not None
+                and r.num_teachers > (len(teacher_paths) if teacher_paths else num_teachers)]
+    if too_many:
+        raise ValueError(f"Runs {too_many} need more teachers than the "
+                         f"{len(teacher_paths) if teacher_paths else num_teachers} given.")
     summary = {"teachers": [], "students": [], "accelerator": accelerator()}
     teachers_run = dataclasses.replace(base, workdir=str(root), teachers=(),
                                        train_teachers=0 if teacher_paths else num_teachers)
@@ -109,13 +135,15 @@ def compare_methods(base: DistillRunConfig, data: ArraySplits, *, methods, seeds
         summary["teachers"].append({"seed": tcfg.seed, "test_accuracy": result["test_accuracy"]})
         write_json_atomic(root / "summary.json", summary)
     for seed in seeds:
-        for method in methods:
-            teachers = () if method == "student" else tuple(teacher_paths)
-            cfg = dataclasses.replace(base, method=method, seed=seed, teachers=teachers,
-                                      train_teachers=0, resume=True, overwrite=False,
-                                      workdir=str(root / f"{method}-s{seed}"))
+        for run in runs:
+            teachers = () if run.method == "student" else tuple(teacher_paths[:run.num_teachers])
+            cfg = dataclasses.replace(base, method=run.method, distill_options=tuple(run.options),
+                                      seed=seed, teachers=teachers, train_teachers=0,
+                                      resume=True, overwrite=False,
+                                      workdir=str(root / f"{run.name}-s{seed}"))
             result = distill_arrays(cfg, data)
-            summary["students"].append({"method": method, "seed": seed,
+            summary["students"].append({"run": run.name, "method": run.method,
+                                        "options": [list(o) for o in run.options], "seed": seed,
                                         "num_teachers": len(teachers),
                                         "test_accuracy": result["test_accuracy"],
                                         "best_test_accuracy": result["best_test_accuracy"]})

@@ -29,6 +29,10 @@ flags.DEFINE_string("model", "resnet8", "Student architecture.")
 flags.DEFINE_string("teacher_model", "resnet32", "Teacher architecture.")
 flags.DEFINE_integer("num_teachers", 3, "K, the teachers of the offline ensemble (P3).")
 flags.DEFINE_list("methods", ["student", "ours"], "Methods to compare (kdkeras.distill.METHODS).")
+flags.DEFINE_list("table_rows", None, "Instead of --methods: the distillation rows of these "
+                  "reproduce tables of the pair (e.g. 5,11,14), each with its own options and K, "
+                  "in <root>/<row slug>-s<seed> (the slugs of kdkeras.reproduce.options_slug).")
+flags.DEFINE_list("rows", None, "With --table_rows: only the rows with these slugs.")
 flags.DEFINE_list("seeds", ["0"], "Student seeds.")
 flags.DEFINE_list("teachers", None, "Saved .keras teachers to distil from instead of training "
                   "--num_teachers of them.")
@@ -40,6 +44,27 @@ flags.DEFINE_integer("lr_decay_every", None, "Override the preset's decay period
 flags.DEFINE_integer("train_subset", None, "Train on this many class-balanced images.")
 flags.DEFINE_integer("test_subset", None, "Test on this many images.")
 flags.DEFINE_integer("verbose", 2, "Keras fit verbosity.")
+
+
+def table_runs(numbers, student: str, rows=None):
+    """The unique student runs of reproduce tables `numbers` whose student is `student`."""
+    from kdkeras.reproduce import options_slug, tables
+    from kdkeras.training.jax_runs import StudentRun
+
+    runs = {}
+    for number in numbers:
+        for row in tables.get(int(number)).rows:
+            if row.model != student or row.kind not in (tables.TRAIN, tables.DISTILL):
+                continue
+            k = row.num_teachers if row.kind == tables.DISTILL else 0
+            slug = options_slug(row.method, row.options, k) if k else "student"
+            runs.setdefault(slug, StudentRun(slug, row.method if k else "student",
+                                             row.options, k or None))
+    unknown = set(rows or ()) - set(runs)
+    if unknown:
+        raise app.UsageError(f"--rows {sorted(unknown)} are not rows of tables {numbers} "
+                             f"for {student}. Valid: {sorted(runs)}.")
+    return [r for slug, r in runs.items() if not rows or slug in rows]
 
 
 def main(argv):
@@ -54,7 +79,9 @@ def main(argv):
                           batch_size=FLAGS.batch_size, lr_decay_every=FLAGS.lr_decay_every,
                           train_subset=FLAGS.train_subset, test_subset=FLAGS.test_subset,
                           verbose=FLAGS.verbose, workdir=FLAGS.root)
-    summary = compare_methods(base, data, methods=FLAGS.methods,
+    methods = (table_runs(FLAGS.table_rows, FLAGS.model, FLAGS.rows) if FLAGS.table_rows
+               else FLAGS.methods)
+    summary = compare_methods(base, data, methods=methods,
                               seeds=[int(s) for s in FLAGS.seeds],
                               num_teachers=FLAGS.num_teachers, root=FLAGS.root,
                               teacher_seeds=(None if FLAGS.teacher_seeds is None else

@@ -64,10 +64,12 @@ run() {  # run ROOT [run_experiment.py flags]
   timeout --signal=TERM --kill-after=30 "$BUDGET_S" "$PY" scripts/gpu/run_experiment.py \
     --data="$DATA" --cache="$CACHE" --root="$1" "${@:2}"
 }
-if [ -n "${PARALLEL_TEACHERS:-}${PARALLEL_METHODS:-}" ]; then
+if [ -n "${PARALLEL_TEACHERS:-}${PARALLEL_METHODS:-}${PARALLEL_ROWS:-}" ]; then
   # Side by side, one process per teacher seed (PARALLEL_TEACHERS=K: teachers only) or
   # per method (PARALLEL_METHODS="student hinton fsp ours"; pass --teachers=.., e.g. those
-  # a PARALLEL_TEACHERS call left in $ROOT): one small model leaves most of the GPU idle.
+  # a PARALLEL_TEACHERS call left in $ROOT) or per reproduce-table row (PARALLEL_ROWS="fsp-k1
+  # p1-cross_depth_only2-k1 ..." with --table_rows=5,11,14 --teachers=..): one small model
+  # leaves most of the GPU idle.
   # The images are decoded once first so that the processes share the cache.
   "$PY" -c "import sys; from kdkeras.data.numpy_data import load_image_arrays as f; \
 f(sys.argv[1], cache=sys.argv[2])" "$DATA" "$CACHE" || exit 1
@@ -82,6 +84,8 @@ f(sys.argv[1], cache=sys.argv[2])" "$DATA" "$CACHE" || exit 1
       launch "teacher-seed-$k" --teacher_seeds="$k" --methods= \
         --num_teachers="$PARALLEL_TEACHERS" "$@"
     done
+  elif [ -n "${PARALLEL_ROWS:-}" ]; then
+    for r in $PARALLEL_ROWS; do launch "row-$r" --rows="$r" "$@"; done
   else
     for m in $PARALLEL_METHODS; do launch "method-$m" --methods="$m" "$@"; done
   fi
