@@ -70,3 +70,53 @@ def test_gpu_collector_averages_methods_over_seeds_and_names_the_carry_commit(tm
     assert summary["teachers"] == [{"seed": 0, "top1": 79.64, "epochs": 40, "lr_decay_every": 10}]
     assert summary["provenance"]["device_calls"][0]["git_commit"] == "c72e854"
     assert (tmp_path / "out" / "runs" / "ours-s1" / "results.json").exists()
+
+
+def _distill_config(method, **options):
+    import dataclasses
+
+    from kdkeras.distill import method_config
+
+    return json.loads(json.dumps(dataclasses.asdict(method_config(method, **options))))
+
+
+def test_gpu_table_collector_builds_table_files_from_runs_keyed_by_what_they_are(tmp_path):
+    runs = tmp_path / "runs"
+    # Table 11's rows at two seeds; directory names do not matter, the configs do.
+    accs = {"student": (0.6247, 0.6329), 1: (0.7000, 0.7029), 2: (0.6717, 0.6722),
+            3: (0.6495, 0.6593)}
+    for seed in (0, 1):
+        _results(runs / f"alone-{seed}", method="student", seed=seed,
+                 acc=accs["student"][seed], teachers=(), epochs=20)
+        for k in (1, 2, 3):
+            path = runs / f"some-name-{k}-{seed}"
+            _results(path, method="fsp", seed=seed, acc=accs[k][seed],
+                     teachers=("t",) * k, epochs=20)
+            r = json.loads((path / "results.json").read_text())
+            r["distill_config"] = _distill_config("fsp")
+            (path / "results.json").write_text(json.dumps(r))
+    copy = tmp_path / "copy"  # the same run in a second folder is read once
+    (copy / "x").mkdir(parents=True)
+    (copy / "x" / "results.json").write_text((runs / "some-name-3-1" / "results.json").read_text())
+    call = tmp_path / "call"
+    call.mkdir()
+    (call / "provenance.json").write_text(json.dumps(
+        {"devices": ["gpu:H200"], "carry_manifest": {"git_commit": "86e4b73"}}))
+    _run("gpu/collect_tables.py", tmp_path / "out", f"--runs={runs}", f"--runs={copy}",
+         f"--call={call}", "--tables=11", "--seeds=0,1", "--intro=Scale: tiny.")
+    table = json.loads((tmp_path / "out" / "table_11.json").read_text())
+    rows = {r["label"]: r for r in table["rows"]}
+    assert table["status"] == "complete"
+    assert rows["FSP"]["top1"]["mean"] == pytest.approx(70.145, abs=1e-3)
+    assert rows["FSP, 3 teachers (P3)"]["top1"]["mean"] == pytest.approx(65.44, abs=1e-3)
+    assert table["headline_gap"] == pytest.approx(65.44 - 70.145, abs=1e-3)
+    assert [run["seed"] for run in rows["FSP, 2 teachers (P3)"]["runs"]] == [0, 1]
+    assert table["scale"]["device_calls"][0]["git_commit"] == "86e4b73"
+    text = (tmp_path / "out" / "tables.md").read_text()
+    assert "Scale: tiny." in text and "### Table 11" in text
+    # A row without its runs is reported missing, not dropped.
+    _run("gpu/collect_tables.py", tmp_path / "out2", f"--runs={runs}", f"--call={call}",
+         "--tables=5", "--seeds=0,1")
+    table5 = json.loads((tmp_path / "out2" / "table_5.json").read_text())
+    assert table5["status"] == "partial"
+    assert {r["label"]: r["status"] for r in table5["rows"]}["P1 cross-two"] == "missing"
