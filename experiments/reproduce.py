@@ -53,6 +53,9 @@ flags.DEFINE_boolean("reuse_one_teacher", None,
 flags.DEFINE_integer("latency_repeats", None, "Timed batch-1 calls per model (default: 50 "
                      "paper, 30 fast, 3 smoke).")
 flags.DEFINE_boolean("dry_run", False, "List the runs each table needs; train nothing.")
+flags.DEFINE_multi_string("row", [], "Train only the row with this label (repeatable), e.g. "
+                          "--row='FSP, 2 teachers (P3)'; the tables' other rows are read back "
+                          "where finished and reported missing otherwise.")
 flags.DEFINE_integer("jobs", 1, "Processes working in parallel, each on whole pairs (the pairs "
                      "share no run). Pays on a machine with idle cores.")
 flags.DEFINE_integer("verbose", 0, "Keras fit verbosity of each run (0, 1 or 2).")
@@ -73,7 +76,7 @@ def settings_from_flags():
         data_dir=FLAGS.data_dir, imagenet_data_dir=FLAGS.imagenet_data_dir,
         results_dir=FLAGS.results_dir, runs_dir=FLAGS.runs_dir,
         teacher_epochs=FLAGS.teacher_epochs, teachers_dir=FLAGS.teachers_dir,
-        dry_run=FLAGS.dry_run, verbose=FLAGS.verbose)
+        dry_run=FLAGS.dry_run, rows=tuple(FLAGS.row), verbose=FLAGS.verbose)
 
 
 def run_in_parallel(groups) -> int:

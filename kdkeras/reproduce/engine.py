@@ -52,6 +52,7 @@ class Reproducer:
         self._splits = {}
         self._results = {}        # workdir -> results dict of a finished run
         self.log = []              # (label, workdir, "trained" | "skipped" | "planned" | "given")
+        self._read_only = False    # True while a row not in `settings.rows` is read back
 
     # --- data and configs -----------------------------------------------------
     def splits(self, family: str):
@@ -92,8 +93,8 @@ class Reproducer:
         done = finished_results(config)
         if done is not None:
             self.log.append((label, key, "skipped"))
-        elif self.s.dry_run:
-            self.log.append((label, key, "planned"))
+        elif self.s.dry_run or self._read_only:
+            self.log.append((label, key, "planned" if self.s.dry_run else "not selected"))
             return None
         else:
             start = time.perf_counter()
@@ -193,6 +194,7 @@ class Reproducer:
             print(f"  skip {row.label}: {reason}", flush=True)
             return {**record, "status": "not_applicable", "reason": reason}
         runs, status = [], None
+        self._read_only = bool(self.s.rows) and row.label not in self.s.rows
         try:
             for seed in self.s.seeds:
                 results = self.run_row(row, seed, family)
@@ -206,6 +208,8 @@ class Reproducer:
             print(f"  error in {row.label}: {type(err).__name__}: {err}", file=sys.stderr,
                   flush=True)
             status, record["reason"] = "error", f"{type(err).__name__}: {err}"
+        finally:
+            self._read_only = False
         status = status or ("ok" if len(runs) == len(self.s.seeds) else "missing")
         return {**record, "status": status, **records.seeds_record(runs)}
 
@@ -264,6 +268,11 @@ def reproduce(numbers, settings: Settings) -> int:
 
 
 def _reproduce(numbers, settings: Settings) -> int:
+    labels = {r.label for n in numbers for r in paper_tables.get(n).rows}
+    unknown = set(settings.rows) - labels
+    if unknown:
+        raise ValueError(f"Rows {sorted(unknown)} are not in tables {list(numbers)}. "
+                         f"Their rows: {sorted(labels)}.")
     rep = Reproducer(settings)
     failed = 0
     for n in numbers:

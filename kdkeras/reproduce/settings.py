@@ -45,6 +45,8 @@ class Settings:
       teachers_dir: teachers handed over (`Reproducer.model_dir`).
       latency_repeats: timed batch-1 calls per model for the cost columns.
       dry_run: list the runs, train nothing.
+      rows: if not empty, train only the rows with these labels; the others
+        are read back where finished and reported missing otherwise.
       verbose: Keras fit verbosity of each run.
       optimize_graphs: let TensorFlow's graph optimiser (grappler) rewrite each
         traced step. It pays back over thousands of steps; a smoke run executes
@@ -66,6 +68,7 @@ class Settings:
     teachers_dir: Optional[str] = None
     latency_repeats: int = 3
     dry_run: bool = False
+    rows: tuple = ()
     verbose: int = 0
     optimize_graphs: bool = True
 

@@ -83,21 +83,22 @@ def _distill_config(method, **options):
 def test_gpu_table_collector_builds_table_files_from_runs_keyed_by_what_they_are(tmp_path):
     runs = tmp_path / "runs"
     # Table 11's rows at two seeds; directory names do not matter, the configs do.
-    accs = {"student": (0.6247, 0.6329), 1: (0.7000, 0.7029), 2: (0.6717, 0.6722),
-            3: (0.6495, 0.6593)}
+    own = {"always_adapt": True, "adapter_side": "student"}
+    accs = {(1, False): (0.7000, 0.7029), (2, False): (0.6717, 0.6722),
+            (3, False): (0.6495, 0.6593), (1, True): (0.69, 0.70), (3, True): (0.71, 0.72)}
     for seed in (0, 1):
         _results(runs / f"alone-{seed}", method="student", seed=seed,
-                 acc=accs["student"][seed], teachers=(), epochs=20)
-        for k in (1, 2, 3):
-            path = runs / f"some-name-{k}-{seed}"
-            _results(path, method="fsp", seed=seed, acc=accs[k][seed],
-                     teachers=("t",) * k, epochs=20)
+                 acc=(0.6247, 0.6329)[seed], teachers=(), epochs=20)
+        for (k, adapters), acc in accs.items():
+            path = runs / f"some-name-{k}-{adapters}-{seed}"
+            _results(path, method="fsp", seed=seed, acc=acc[seed], teachers=("t",) * k,
+                     epochs=20)
             r = json.loads((path / "results.json").read_text())
-            r["distill_config"] = _distill_config("fsp")
+            r["distill_config"] = _distill_config("fsp", **(own if adapters else {}))
             (path / "results.json").write_text(json.dumps(r))
     copy = tmp_path / "copy"  # the same run in a second folder is read once
     (copy / "x").mkdir(parents=True)
-    (copy / "x" / "results.json").write_text((runs / "some-name-3-1" / "results.json").read_text())
+    (copy / "x" / "results.json").write_text((runs / "some-name-3-False-1" / "results.json").read_text())
     call = tmp_path / "call"
     call.mkdir()
     (call / "provenance.json").write_text(json.dumps(
@@ -111,6 +112,8 @@ def test_gpu_table_collector_builds_table_files_from_runs_keyed_by_what_they_are
     assert rows["FSP, 3 teachers (P3)"]["top1"]["mean"] == pytest.approx(65.44, abs=1e-3)
     assert table["headline_gap"] == pytest.approx(65.44 - 70.145, abs=1e-3)
     assert [run["seed"] for run in rows["FSP, 2 teachers (P3)"]["runs"]] == [0, 1]
+    assert rows["FSP, 3 teachers, a student adapter per teacher"]["top1"]["mean"] == \
+        pytest.approx(71.5, abs=1e-3)
     assert table["scale"]["device_calls"][0]["git_commit"] == "86e4b73"
     text = (tmp_path / "out" / "tables.md").read_text()
     assert "Scale: tiny." in text and "### Table 11" in text

@@ -70,3 +70,39 @@ def test_a_stop_asked_for_stops_every_table_but_a_failed_row_does_not(monkeypatc
     monkeypatch.setattr(rep, "run_row", interrupted)
     with pytest.raises(TrainingInterrupted):
         rep.row_record(row, "cifar")
+
+
+def test_selected_rows_train_and_the_others_are_only_read_back(monkeypatch, tmp_path):
+    from kdkeras.reproduce import engine
+
+    trained = []
+
+    def fake_fit(config, splits):
+        trained.append(config.workdir)
+        return {"test_accuracy": 0.5, "best_test_accuracy": 0.5}
+
+    monkeypatch.setattr(engine, "train_model", fake_fit)
+    monkeypatch.setattr(engine, "distill_model", fake_fit)
+    # A finished run of an unselected row is read back, as always.
+    rep = Reproducer(Settings.for_preset("smoke", dataset="synthetic",
+                                         runs_dir=str(tmp_path),
+                                         rows=("FSP, 2 teachers (P3)",)))
+    finished = {"FSP": {"test_accuracy": 0.7, "best_test_accuracy": 0.7}}
+    monkeypatch.setattr(engine, "finished_results", lambda cfg: finished.get(
+        "FSP") if cfg.workdir.endswith("fsp-k1/seed-0") else None)
+    rows = {r.label: rep.row_record(r, "cifar") for r in tables.get(11).rows}
+    assert [w.split("/")[-2] for w in trained] == ["resnet32", "fsp-k2"]  # teacher, then row
+    assert rows["FSP, 2 teachers (P3)"]["status"] == "ok"
+    assert rows["FSP"]["status"] == "ok" and rows["FSP"]["top1"]["mean"] == 70.0
+    assert rows["FSP, 3 teachers (P3)"]["status"] == "missing"
+    assert rows["Student alone (resnet8)"]["status"] == "missing"
+
+
+def test_an_unknown_row_label_is_refused_with_the_valid_ones():
+    import pytest
+
+    from kdkeras.reproduce import engine
+
+    with pytest.raises(ValueError, match=r"not in tables \[11\].*FSP, 2 teachers \(P3\)"):
+        engine._reproduce([11], Settings.for_preset("smoke", dataset="synthetic",
+                                                   rows=("FSP, 4 teachers",)))

@@ -37,7 +37,9 @@ def test_the_reduced_scale_script_finds_its_runs():
         "ours-cross_depth3-k3", "fsp-k1", "p1-cross_depth_only1-k1", "p1-cross_depth_only2-k1",
         "p1-cross_depth_only3-k1", "p1-cross_depth3-k1", "hinton-k1", "fsp_kl-k1", "fsp-k2",
         "fsp-k3", "p1_p2-cross_depth3-k1", "p1-cross_depth3-k3", "fsp_kl-k3",
-        "p1_p2-beta_mode_off-cross_depth3-k3"])
+        "p1_p2-beta_mode_off-cross_depth3-k3", "fsp-adapter_side_student-always_adaptTrue-k1",
+        "fsp-adapter_side_student-always_adaptTrue-k3",
+        "ours-adapter_side_student-always_adaptTrue-cross_depth3-k3"])
 
 
 def test_smoke_defaults_test_plumbing_not_the_method():

@@ -44,8 +44,14 @@ def test_ablation_rows_have_the_papers_switches():
     vgg_p1 = tables.get(4)
     assert [r.cross_depth for r in vgg_p1.rows] == [None, 1, (1,), (2,), (3,), 3]
     assert [r.cross_depth for r in tables.get(6).rows][-2:] == [(4,), 4]  # MobileNet: cross-four
-    assert [r.num_teachers for r in tables.get(10).rows] == [0, 1, 2, 3]
+    assert [r.num_teachers for r in tables.get(10).rows] == [0, 1, 2, 3, 1, 3]
     assert {r.method for r in tables.get(10).rows[1:]} == {"fsp"}
+    # The adapter rows (a kdkeras addition): one student-side adapter per teacher, always.
+    adapters = [r for r in tables.get(10).rows + tables.get(13).rows
+                if dict(r.options).get("always_adapt")]
+    assert [(r.method, r.num_teachers, r.in_paper, dict(r.options)["adapter_side"])
+            for r in adapters] == [("fsp", 1, False, "student"), ("fsp", 3, False, "student"),
+                                   ("ours", 3, False, "student")]
     p2 = tables.get(7)
     assert [r.method for r in p2.rows] == ["student", "hinton", "fsp", "fsp_kl"]
     ours = tables.get(3).row(tables.get(3).headline)

@@ -85,4 +85,8 @@ def test_gpu_runner_expands_table_rows_without_tensorflow():
         "p1-cross_depth_only3-k1 p1 (('cross_depth', (3,)),) 1",
         "p1-cross_depth3-k1 p1 (('cross_depth', 3),) 1",
         "fsp-k2 fsp () 2",
-        "fsp-k3 fsp () 3"]
+        "fsp-k3 fsp () 3",
+        "fsp-adapter_side_student-always_adaptTrue-k1 fsp "
+        "(('adapter_side', 'student'), ('always_adapt', True)) 1",
+        "fsp-adapter_side_student-always_adaptTrue-k3 fsp "
+        "(('adapter_side', 'student'), ('always_adapt', True)) 3"]
