@@ -5,10 +5,10 @@
     tables_io.show_table(2)                           # Markdown: ours | paper | gap
 
 The results directory is `$KDKERAS_RESULTS_DIR` if set. Otherwise it is found in
-`results/` of the current directory (else of the kdkeras checkout): its
-`cifar10-jpeg/tables/` when that holds table files (the reduced-scale real runs
-of this workplace, ResNet-32 → ResNet-8 on CIFAR-10 JPEG), else `results/`
-itself. The paper's figures come from `paper_reported.json` in the results
+`results/` of the current directory (else of the kdkeras checkout): the first
+of its `REAL_TABLES` folders that holds table files (the real runs of this
+workplace, ResNet-32 → ResNet-8 on CIFAR-10 JPEG, strongest scale first), else
+`results/` itself. The paper's figures come from `paper_reported.json` in the results
 directory, else from `results/`.
 A missing or partial table is reported in words, never as an exception, so the
 notebooks run whatever has been reproduced so far.
@@ -25,8 +25,11 @@ from kdkeras.reporting.aggregate import format_mean_std
 
 RESULTS_ENV = "KDKERAS_RESULTS_DIR"
 PAPER_FILE = "paper_reported.json"
-# Where scripts/reproduce_cifar10_resnet.sh writes the real reduced-scale tables.
-REAL_TABLES = Path("cifar10-jpeg") / "tables"
+# The real tables of this workplace, the strongest scale first: the full data on a
+# lent GPU (scripts/gpu/collect_tables.py), then 10,000 images on CPU with the
+# full-data teachers, then with the weak teachers (scripts/reproduce_cifar10_resnet.sh).
+REAL_TABLES = (Path("cifar10-jpeg") / "gpu-tables", Path("cifar10-jpeg") / "tables-t80",
+               Path("cifar10-jpeg") / "tables")
 _REPO_RESULTS = Path(__file__).resolve().parents[2] / "results"
 
 
@@ -38,17 +41,17 @@ def _results_root() -> Path:
 def results_dir(path=None) -> Path:
     """Where table files are read from.
 
-    `path`, else `$KDKERAS_RESULTS_DIR`, else `results/cifar10-jpeg/tables` if it
-    holds any `table_N.json`, else `results/` (of the current directory if it
-    has one, else of the kdkeras checkout).
+    `path`, else `$KDKERAS_RESULTS_DIR`, else the first `REAL_TABLES` folder
+    under `results/` that holds any `table_N.json`, else `results/` (of the
+    current directory if it has one, else of the kdkeras checkout).
     """
     if path is not None:
         return Path(path)
     if os.environ.get(RESULTS_ENV):
         return Path(os.environ[RESULTS_ENV])
     root = _results_root()
-    real = root / REAL_TABLES
-    return real if any(real.glob("table_*.json")) else root
+    return next((root / real for real in REAL_TABLES if any((root / real).glob("table_*.json"))),
+                root)
 
 
 def table_path(number: int, path=None) -> Path:

@@ -24,6 +24,12 @@ def test_results_default_to_the_real_tables_once_they_exist(workdir):
     (real / "table_2.json").write_text(json.dumps({"table": 2}))
     assert tables_io.results_dir() == tables_io.Path("results/cifar10-jpeg/tables")
     assert tables_io.load_table(2) == {"table": 2}
+    # A stronger scale's tables, once they exist, come first.
+    gpu = workdir / "results" / "cifar10-jpeg" / "gpu-tables"
+    gpu.mkdir()
+    (gpu / "table_5.json").write_text(json.dumps({"table": 5}))
+    assert tables_io.results_dir() == tables_io.Path("results/cifar10-jpeg/gpu-tables")
+    assert tables_io.load_table(2) is None and tables_io.load_table(5) == {"table": 5}
 
 
 def test_the_environment_and_an_explicit_path_win(workdir, monkeypatch):
