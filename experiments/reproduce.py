@@ -81,15 +81,34 @@ def settings_from_flags():
 
 def run_in_parallel(groups) -> int:
     """Runs this script once per group of tables, in parallel; returns how many failed."""
+    import signal
     import subprocess
 
-    passed = [f"--{f.name}={f.value}" if not isinstance(f.value, bool)
-              else f"--{'' if f.value else 'no'}{f.name}"
-              for f in FLAGS.get_key_flags_for_module(sys.modules[__name__])
-              if f.present and f.name not in ("table", "jobs")]
+    passed = []
+    for f in FLAGS.get_key_flags_for_module(sys.modules[__name__]):
+        if not f.present or f.name in ("table", "jobs"):
+            continue
+        if isinstance(f.value, bool):
+            passed.append(f"--{'' if f.value else 'no'}{f.name}")
+        elif isinstance(f.value, list):  # a repeated flag (--row) is passed on repeated
+            passed += [f"--{f.name}={v}" for v in f.value]
+        else:
+            passed.append(f"--{f.name}={f.value}")
     procs = [subprocess.Popen([sys.executable, __file__, f"--table={','.join(map(str, g))}",
                                "--jobs=1", *passed]) for g in groups]
-    return sum(p.wait() != 0 for p in procs)
+
+    # A stop asked of this process (SIGTERM, e.g. from a scheduler) goes to every child,
+    # which checkpoints and stops as a single-process run does; Ctrl-C reaches them already.
+    def forward(signum, frame):
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signum)
+
+    previous = signal.signal(signal.SIGTERM, forward)
+    try:
+        return sum(p.wait() != 0 for p in procs)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def main(argv):

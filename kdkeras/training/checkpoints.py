@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import dataclasses
 import json
 import os
 import shutil
@@ -83,10 +84,21 @@ def write_atomic(path, write, what: str = "file", kept: str = "") -> Path:
     return path
 
 
+def field_defaults(config) -> dict:
+    """The default of each field of a config dataclass that has one."""
+    return {f.name: f.default for f in dataclasses.fields(config)
+            if f.default is not dataclasses.MISSING}
+
+
 def prepare_run_dir(run_dir, config: dict, *, resume: bool, overwrite: bool,
                     ignore=("resume", "overwrite", "verbose", "epochs", "workdir",
-                            "on_nonfinite")) -> Path:
-    """Creates `run_dir`, or checks that it holds this same run when resuming."""
+                            "on_nonfinite"), defaults: dict | None = None) -> Path:
+    """Creates `run_dir`, or checks that it holds this same run when resuming.
+
+    A field the stored config lacks (added to the config since that run began)
+    holding its value of `defaults` is no difference: the run ran with what
+    that default does (as `kdkeras.distill.stages.finished_results` reads it).
+    """
     run_dir = Path(run_dir)
     cfg_path = run_dir / CONFIG_FILE
     if cfg_path.exists():
@@ -96,8 +108,10 @@ def prepare_run_dir(run_dir, config: dict, *, resume: bool, overwrite: bool,
             old = json.loads(cfg_path.read_text())
             # Compare as JSON sees it: tuples come back from config.json as lists.
             config = json.loads(json.dumps(config))
+            added = json.loads(json.dumps(defaults or {}))
             diff = sorted(k for k in set(old) | set(config)
-                          if k not in ignore and old.get(k) != config.get(k))
+                          if k not in ignore and old.get(k) != config.get(k)
+                          and not (k not in old and k in added and config.get(k) == added[k]))
             if diff:
                 raise RunDirError(
                     f"--resume: {run_dir} holds a different run (differs in {diff}). "

@@ -18,7 +18,7 @@ import keras
 
 from kdkeras import models
 from kdkeras.distill import Distiller, method_config
-from kdkeras.training.checkpoints import prepare_run_dir
+from kdkeras.training.checkpoints import field_defaults, prepare_run_dir
 from kdkeras.training.config import DistillRunConfig, TrainConfig
 from kdkeras.training.strategy import get_strategy
 from kdkeras.training.trainer import fit_in_run_dir
@@ -63,7 +63,7 @@ def train_model(config: TrainConfig, splits=None, *, fit: Callable = fit_in_run_
     splits = splits or _load_data(config)
     _check_batch(config, splits)
     run_dir = prepare_run_dir(config.workdir, config.to_dict(), resume=config.resume,
-                              overwrite=config.overwrite)
+                              overwrite=config.overwrite, defaults=field_defaults(config))
     keras.utils.set_random_seed(config.seed)  # the initial weights are the seed's
     with _strategy_scope(config):
         model = build_model(config.model, splits)
@@ -133,7 +133,7 @@ def distill_model(config: DistillRunConfig, splits=None, *,
         Distiller(build_model(config.model, splits),
                   [build_model(config.teacher_model, splits)], distill_config)
     run_dir = prepare_run_dir(config.workdir, config.to_dict(), resume=config.resume,
-                              overwrite=config.overwrite)
+                              overwrite=config.overwrite, defaults=field_defaults(config))
     for tcfg in teacher_configs(config):
         print(f"Training teacher {tcfg.model} (seed {tcfg.seed}) in {tcfg.workdir}", flush=True)
         train_model(tcfg, splits, fit=fit)

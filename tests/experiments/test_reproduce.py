@@ -52,3 +52,44 @@ def test_mobilenet_table_without_data_says_what_to_pass(tmp_path):
                       f"--runs_dir={tmp_path / 'runs'}", f"--results_dir={tmp_path / 'results'}")
     assert proc.returncode != 0
     assert "--imagenet_data_dir" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_sigterm_to_parallel_jobs_stops_every_child(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from helpers import REPO
+
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
+    parent = subprocess.Popen(
+        [sys.executable, str(REPO / "experiments" / "reproduce.py"), "--table=1,2,4,5",
+         "--jobs=2", "--preset=smoke", f"--runs_dir={tmp_path / 'runs'}",
+         f"--results_dir={tmp_path / 'results'}"],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    children, lines = [], []
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:  # until both children have started a run
+        line = parent.stdout.readline()
+        lines.append(line)
+        if sum("  run " in x for x in lines) >= 2:
+            break
+    out = subprocess.run(["pgrep", "-P", str(parent.pid)], capture_output=True, text=True)
+    children = [int(p) for p in out.stdout.split()]
+    assert len(children) == 2, "".join(lines)[-3000:]
+    parent.send_signal(signal.SIGTERM)
+    try:
+        parent.communicate(timeout=120)
+        assert parent.returncode != 0
+        # Without forwarding the parent dies alone and its children train on, orphaned.
+        for pid in children:
+            with pytest.raises(ProcessLookupError):
+                os.kill(pid, 0)
+    finally:
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass

@@ -197,3 +197,28 @@ def test_run_directory_holding_another_run_is_refused(tmp_path, splits, capsys):
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err
     assert sorted(p.name for p in workdir.iterdir()) == ["config.json"]   # untouched
+
+
+def test_resume_accepts_a_run_from_before_a_field_was_added_only_at_its_default(tmp_path):
+    import json
+
+    from kdkeras.training.checkpoints import RunDirError, field_defaults, prepare_run_dir
+    from kdkeras.training.config import DistillRunConfig, resolve_config
+
+    workdir = tmp_path / "run"
+    config = resolve_config(DistillRunConfig, "smoke", dataset="synthetic", workdir=str(workdir))
+    prepare_run_dir(workdir, config.to_dict(), resume=False, overwrite=False)
+    stored = json.loads((workdir / "config.json").read_text())
+    del stored["distill_options"]  # as a run started before the field existed
+    (workdir / "config.json").write_text(json.dumps(stored))
+    prepare_run_dir(workdir, config.to_dict(), resume=True, overwrite=False,
+                    defaults=field_defaults(config))
+    assert "distill_options" in json.loads((workdir / "config.json").read_text())  # rewritten
+    (workdir / "config.json").write_text(json.dumps(stored))
+    changed = config.to_dict() | {"distill_options": (("cross_depth", 2),)}
+    with pytest.raises(RunDirError, match=r"differs in \['distill_options'\]"):
+        prepare_run_dir(workdir, changed, resume=True, overwrite=False,
+                        defaults=field_defaults(config))
+    # Without the defaults every added field is a difference, as before.
+    with pytest.raises(RunDirError, match=r"differs in \['distill_options'\]"):
+        prepare_run_dir(workdir, config.to_dict(), resume=True, overwrite=False)
