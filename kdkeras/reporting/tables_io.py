@@ -230,6 +230,12 @@ def render_table(record: Optional[dict], number: Optional[int] = None,
     return "\n\n".join(parts)
 
 
+def render_document(records, title: str, intro: str = "", paper: Optional[dict] = None) -> str:
+    """One Markdown page of several table records: a heading, a paragraph, each table."""
+    head = f"# {title}\n\n" + (f"{intro}\n\n" if intro else "")
+    return head + "\n\n".join(render_table(r, r["table"], paper) for r in records) + "\n"
+
+
 def show_table(number: int, path=None) -> Optional[dict]:
     """Displays table `number` as Markdown (in a notebook) or text; returns its record."""
     record = load_table(number, path)

@@ -142,7 +142,7 @@ def build_table(number: int, found: dict, seeds, calls) -> dict:
 def main(argv):
     if len(argv) != 2:
         raise app.UsageError("usage: collect_tables.py OUT --runs=DIR ... --call=DIR ...")
-    from kdkeras.reporting.tables_io import render_table
+    from kdkeras.reporting.tables_io import render_document
 
     out = Path(argv[1])
     out.mkdir(parents=True, exist_ok=True)
@@ -151,13 +151,13 @@ def main(argv):
         raise SystemExit(f"No results.json under {FLAGS.runs}.")
     calls = device_calls(FLAGS.call)
     seeds = [int(s) for s in FLAGS.seeds]
-    parts = [f"# {FLAGS.title}", "", FLAGS.intro, ""]
+    records = []
     for number in (int(n) for n in FLAGS.tables):
         record = build_table(number, found, seeds, calls)
         (out / f"table_{number}.json").write_text(json.dumps(record, indent=2) + "\n")
-        parts.append(render_table(record, number))
+        records.append(record)
         print(f"table {number}: {record['status']}, headline gap {record['headline_gap']}")
-    (out / "tables.md").write_text("\n".join(parts) + "\n")
+    (out / "tables.md").write_text(render_document(records, FLAGS.title, FLAGS.intro))
 
 
 if __name__ == "__main__":

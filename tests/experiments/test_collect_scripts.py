@@ -117,6 +117,11 @@ def test_gpu_table_collector_builds_table_files_from_runs_keyed_by_what_they_are
     assert table["scale"]["device_calls"][0]["git_commit"] == "86e4b73"
     text = (tmp_path / "out" / "tables.md").read_text()
     assert "Scale: tiny." in text and "### Table 11" in text
+    # The same page again from the table files alone, under another heading.
+    _run("render_tables.py", tmp_path / "out", "--title=Again")
+    again = (tmp_path / "out" / "tables.md").read_text()
+    assert again.startswith("# Again\n") and again.split("### Table 11")[1] == \
+        text.split("### Table 11")[1]
     # A row without its runs is reported missing, not dropped.
     _run("gpu/collect_tables.py", tmp_path / "out2", f"--runs={runs}", f"--call={call}",
          "--tables=5", "--seeds=0,1")
