@@ -97,9 +97,11 @@ def device_calls(paths) -> list[dict]:
 
 
 def scale(runs: list[dict], calls: list[dict], seeds) -> dict:
+    from kdkeras.reproduce.records import TEACHER_MODELS
     from kdkeras.training.provenance import provenance
 
-    student = next(r for r in runs if r["model"] not in ("resnet32", "vgg11", "mobilenet16"))
+    # The students' scale (the teachers trained longer).
+    student = next(r for r in runs if r["model"] not in TEACHER_MODELS)
     prov = student.get("provenance", {})
     data = {k: prov.get(k) for k in ("dataset", "dataset_source", "num_train", "num_test",
                                      "num_classes")}
@@ -107,7 +109,7 @@ def scale(runs: list[dict], calls: list[dict], seeds) -> dict:
     devices = sorted({r.get("provenance", {}).get("machine", {}).get("device", "?")
                       for r in runs})
     record = {"preset": student["config"].get("preset"), "seeds": list(seeds),
-              "scale_tag": "gpu-full", "data_dir": None, "overrides": {},
+              "scale_tag": "gpu-runs", "data_dir": None, "overrides": {},
               "teachers": "K teachers of seeds 0..K-1 (results/cifar10-jpeg/teachers-full)",
               "teacher_epochs": None, "teachers_dir": None, **data,
               "epochs": student.get("epochs"), "batch_size": student["config"].get("batch_size"),
