@@ -6,6 +6,8 @@ notebooks read these records through `kdkeras.reporting.tables_io`.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from kdkeras.reporting import aggregate
 from kdkeras.reproduce import tables as paper_tables
 from kdkeras.reproduce.settings import Settings
@@ -81,11 +83,22 @@ def scale_record(settings: Settings, table: paper_tables.Table, rows: list[dict]
              "overrides": dict(settings.overrides),
              "teachers": ("one checkpoint used as all K teachers (smoke plumbing)"
                           if settings.reuse_one_teacher else "K teachers of seeds 0..K-1"),
-             "teacher_epochs": settings.teacher_epochs, "teachers_dir": settings.teachers_dir,
+             "teacher_epochs": settings.teacher_epochs, "teachers_dir": _portable(settings.teachers_dir),
              **data,
              "epochs": first["epochs"] if first else None,
              "batch_size": first["batch_size"] if first else None}
     return {**scale, "provenance": provenance(**scale)}
+
+
+def _portable(path):
+    """`path` relative to the kdkeras checkout when inside it (table files travel with it)."""
+    if not path:
+        return path
+    repo = Path(__file__).resolve().parents[2]
+    try:
+        return str(Path(path).resolve().relative_to(repo))
+    except ValueError:
+        return path
 
 
 def cost_models(table: paper_tables.Table) -> list[str]:

@@ -106,3 +106,16 @@ def test_an_unknown_row_label_is_refused_with_the_valid_ones():
     with pytest.raises(ValueError, match=r"not in tables \[11\].*FSP, 2 teachers \(P3\)"):
         engine._reproduce([11], Settings.for_preset("smoke", dataset="synthetic",
                                                    rows=("FSP, 4 teachers",)))
+
+
+def test_table_files_name_teachers_inside_the_checkout_relative_to_it(tmp_path):
+    from pathlib import Path
+
+    from kdkeras.reproduce import records
+
+    repo = Path(records.__file__).resolve().parents[2]
+    inside = Settings(teachers_dir=str(repo / "results" / "cifar10-jpeg" / "teachers-full"))
+    scale = records.scale_record(inside, tables.get(2), [])
+    assert scale["teachers_dir"] == "results/cifar10-jpeg/teachers-full"
+    outside = Settings(teachers_dir=str(tmp_path))
+    assert records.scale_record(outside, tables.get(2), [])["teachers_dir"] == str(tmp_path)
