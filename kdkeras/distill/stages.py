@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Optional
 
+from kdkeras.training.checkpoints import added_at_default, field_defaults
 from kdkeras.training.config import DistillRunConfig
 
 # Config fields that may differ between a finished run and a request for it.
@@ -47,54 +48,15 @@ def finished_results(config) -> Optional[dict]:
     except (OSError, json.JSONDecodeError):
         return None
     old, new = results.get("config", {}), _jsonable(config.to_dict())
-    same = all(old.get(k) == v or _added_at_default(config, old, k)
+    defaults = field_defaults(config)
+    same = all(old.get(k) == v or added_at_default(k, old, new, defaults)
                for k, v in new.items() if k not in _IGNORED_FIELDS)
     return results if same and results.get("epochs") == config.epochs else None
-
-
-def _added_at_default(config, old: dict, name: str) -> bool:
-    """A field the stored config lacks (added to the dataclass since) and holding its default.
-
-    Such a run ran with what the default does, so a new field must not make
-    every finished run count as different.
-    """
-    if name in old:
-        return False
-    field = next((f for f in dataclasses.fields(config) if f.name == name), None)
-    if field is None or field.default is dataclasses.MISSING:
-        return False
-    return _jsonable(getattr(config, name)) == _jsonable(field.default)
 
 
 def _jsonable(value):
     """What a config value reads back as from JSON (tuples become lists)."""
     return json.loads(json.dumps(value))
-
-
-def prepare_resume(config) -> None:
-    """Lets `distill_model(resume=True)` continue an unfinished run of this same config.
-
-    Workaround: `kdkeras.training.checkpoints.prepare_run_dir` compares the
-    stored config.json (tuples read back as lists) with `config.to_dict()`
-    (tuples), so any run with teachers or distill_options counts as "a
-    different run" on resume. Here the comparison is made on JSON values; when
-    the run is the same, its config.json is removed and rewritten by
-    `prepare_run_dir`, and its checkpoints are resumed. A different run is left
-    alone (and refused there).
-    """
-    run_dir = Path(config.workdir)
-    stored = run_dir / "config.json"
-    if not stored.exists() or (run_dir / "results.json").exists():
-        return
-    try:
-        old = json.loads(stored.read_text())
-    except (OSError, json.JSONDecodeError):
-        return
-    new = _jsonable(config.to_dict())
-    ignored = set(_IGNORED_FIELDS) | {"epochs"}
-    if all(old.get(k) == new.get(k) or _added_at_default(config, old, k)
-           for k in set(old) | set(new) if k not in ignored):
-        stored.unlink()
 
 
 def stage_workdir(workdir, index: int, teacher: str, student: str) -> str:
@@ -158,8 +120,6 @@ def run_stages(chain: Sequence[str], config: DistillRunConfig, *, workdir=None, 
         if done is None:
             print(f"Stage {i + 1}/{len(chain) - 1}: {stage_config.teacher_model} -> "
                   f"{stage_config.model} in {stage_config.workdir}", flush=True)
-            if stage_config.resume:
-                prepare_resume(stage_config)
             done = distill_model(stage_config, splits)
         results.append({**done, "stage": i + 1, "workdir": stage_config.workdir})
     return results

@@ -31,7 +31,7 @@ from typing import Optional
 import keras
 
 from kdkeras.data import DataError, load_dataset
-from kdkeras.distill.stages import finished_results, prepare_resume, stage_configs
+from kdkeras.distill.stages import finished_results, stage_configs
 from kdkeras.reproduce import records
 from kdkeras.reproduce import tables as paper_tables
 from kdkeras.reproduce.model_cost import ModelCosts
@@ -99,7 +99,6 @@ class Reproducer:
         else:
             start = time.perf_counter()
             print(f"  run {label}: {key}", flush=True)
-            prepare_resume(config)
             done = fn(config, self.splits(family))
             keras.backend.clear_session()
             self.log.append((label, key, "trained"))

@@ -90,6 +90,17 @@ def field_defaults(config) -> dict:
             if f.default is not dataclasses.MISSING}
 
 
+def added_at_default(name: str, old: dict, new: dict, defaults: dict) -> bool:
+    """Whether `name` is a field the stored config `old` lacks and `new` holds at its default.
+
+    Such a run ran with what the default does, so a field added to the config
+    since must not make every earlier run count as different. `old` and `new`
+    are compared as JSON reads them back (tuples become lists).
+    """
+    return (name not in old and name in defaults
+            and json.loads(json.dumps(new.get(name))) == json.loads(json.dumps(defaults[name])))
+
+
 def prepare_run_dir(run_dir, config: dict, *, resume: bool, overwrite: bool,
                     ignore=("resume", "overwrite", "verbose", "epochs", "workdir",
                             "on_nonfinite"), defaults: dict | None = None) -> Path:
@@ -108,10 +119,9 @@ def prepare_run_dir(run_dir, config: dict, *, resume: bool, overwrite: bool,
             old = json.loads(cfg_path.read_text())
             # Compare as JSON sees it: tuples come back from config.json as lists.
             config = json.loads(json.dumps(config))
-            added = json.loads(json.dumps(defaults or {}))
             diff = sorted(k for k in set(old) | set(config)
                           if k not in ignore and old.get(k) != config.get(k)
-                          and not (k not in old and k in added and config.get(k) == added[k]))
+                          and not added_at_default(k, old, config, defaults or {}))
             if diff:
                 raise RunDirError(
                     f"--resume: {run_dir} holds a different run (differs in {diff}). "
