@@ -8,8 +8,6 @@ Reads every `table_N.json` in the folder (as `experiments/reproduce.py` or
 beside the paper's figures (`kdkeras.reporting.tables_io.render_document`).
 """
 
-import json
-import re
 from pathlib import Path
 
 from absl import app, flags
@@ -22,14 +20,13 @@ flags.DEFINE_string("intro", "", "A paragraph under the heading: the scale, in w
 def main(argv):
     if len(argv) != 2:
         raise app.UsageError("usage: render_tables.py DIR --title=... [--intro=...]")
-    from kdkeras.reporting.tables_io import render_document
+    from kdkeras.reporting.tables_io import load_table, render_document
+    from kdkeras.reproduce import tables
 
     folder = Path(argv[1])
-    files = sorted(folder.glob("table_*.json"),
-                   key=lambda f: int(re.search(r"table_(\d+)", f.name).group(1)))
-    if not files:
+    records = [r for n in sorted(tables.TABLES) if (r := load_table(n, folder)) is not None]
+    if not records:
         raise app.UsageError(f"No table_N.json in {folder}.")
-    records = [json.loads(f.read_text()) for f in files]
     (folder / "tables.md").write_text(render_document(records, FLAGS.title, FLAGS.intro))
     print(f"{folder / 'tables.md'}: tables {[r['table'] for r in records]}")
 

@@ -117,11 +117,10 @@ def compare_methods(base: DistillRunConfig, data: ArraySplits, *, methods, seeds
     """
     root = Path(root)
     runs = [m if isinstance(m, StudentRun) else StudentRun.of_method(m) for m in methods]
-    too_many = [r.name for r in runs if r.num_teachers is not None
-                and r.num_teachers > (len(teacher_paths) if teacher_paths else num_teachers)]
+    available = len(teacher_paths) if teacher_paths else num_teachers
+    too_many = [r.name for r in runs if r.num_teachers is not None and r.num_teachers > available]
     if too_many:
-        raise ValueError(f"Runs {too_many} need more teachers than the "
-                         f"{len(teacher_paths) if teacher_paths else num_teachers} given.")
+        raise ValueError(f"Runs {too_many} need more teachers than the {available} given.")
     summary = {"teachers": [], "students": [], "accelerator": accelerator()}
     teachers_run = dataclasses.replace(base, workdir=str(root), teachers=(),
                                        train_teachers=0 if teacher_paths else num_teachers)

@@ -58,8 +58,7 @@ def table_runs(numbers, student: str, rows=None):
                 continue
             k = row.num_teachers if row.kind == tables.DISTILL else 0
             slug = options_slug(row.method, row.options, k) if k else "student"
-            runs.setdefault(slug, StudentRun(slug, row.method if k else "student",
-                                             row.options, k or None))
+            runs.setdefault(slug, StudentRun(slug, row.method, row.options, k or None))
     unknown = set(rows or ()) - set(runs)
     if unknown:
         raise app.UsageError(f"--rows {sorted(unknown)} are not rows of tables {numbers} "
