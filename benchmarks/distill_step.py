@@ -11,10 +11,14 @@ on them) and the same batch, round-robin (one call of each variant per round,
 the median over rounds), so that a load change on a shared machine hits every
 variant alike and the *ratios* hold even when the milliseconds drift:
 
-(a) our Distiller step, K teachers, the full method (Gram + KL + β);
+(a) our Distiller step, K teachers, the full method (Gram + KL + β), with
+    its default of BatchNorm-folded teacher views (`kdkeras.models.folding`),
+    and the same step with the teachers unfolded;
 (b) the fp32 floor: each teacher's forward pass in inference mode, and one
     plain training step of the student (CE only, Keras's own `train_step`),
-    each measured alone; floor = Σ teachers + student step;
+    each measured alone; floor = Σ teachers + student step. The teachers are
+    the Keras models as given; the "folded floor" times their folded views
+    instead, the floor of a step that runs folded teachers;
 (c) single-teacher Hinton KD (T=4, α=0.9): `keras.distillation.Distiller`,
     the keras.io Distiller-example pattern (a `keras.Model` with a custom
     `train_step`: teacher forward, student forward, α·CE + (1−α)·KL·T², one
@@ -33,7 +37,8 @@ step is also timed with β off (one backward pass) and without the Gram term,
 which splits its time over the floor. --quick times teacher 0 alone and counts
 it K times in the floor (the K teachers are one architecture).
 
-JSON keys: floor_ratio = a / b; speedup_vs_keras_io and
+JSON keys: floor_ratio = a / b; floor_ratio_folded_floor = a / the folded floor;
+unfolded_floor_ratio = a with unfolded teachers / b; speedup_vs_keras_io and
 speedup_vs_keras_distiller = anchor time / our Hinton step; best_speedup_vs_keras_io
 with best_option, over our Hinton variants (a fastest option changes the
 teacher's numerics: its accuracy effect is measured by training, not here); xla_speedup = time without XLA /
@@ -170,13 +175,15 @@ def build_variants(batch, k, num_classes, xla, bf16, int8, quick, breakdown):
     def student():
         return models.get("resnet8", **shape)
 
-    def distiller(ts, method, jit=False, **options):
-        d = Distiller(student(), ts, method_config(method, **options))
+    def distiller(ts, method, jit=False, fold=True, **options):
+        d = Distiller(student(), ts, method_config(method, **options),
+                      fold_teacher_batchnorm=fold)
         d.compile(optimizer=sgd(), jit_compile=jit)
         return lambda: d.train_on_batch(x, y)
 
     variants = {}
     variants[f"ours_k{k}"] = distiller(teachers, "ours")
+    variants[f"ours_k{k}_unfolded"] = distiller(teachers, "ours", fold=False)
     if breakdown:   # where the step's time over the floor goes
         variants[f"ours_k{k}_beta_off"] = distiller(teachers, "ours", beta_mode="off")
         variants[f"ours_k{k}_no_feature"] = distiller(teachers, "ours", feature_loss=None)
@@ -184,11 +191,14 @@ def build_variants(batch, k, num_classes, xla, bf16, int8, quick, breakdown):
     for i, t in enumerate(teachers[:1] if quick else teachers):
         forward = tf.function(lambda x, t=t: t(x, training=False))
         variants[f"teacher{i}_forward"] = lambda f=forward: f(x).numpy()
+        folded = tf.function(lambda x, t=models.fold_batch_norms(t): t(x, training=False))
+        variants[f"teacher{i}_forward_folded"] = lambda f=folded: f(x).numpy()
     plain = student()
     plain.compile(optimizer=sgd(), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   jit_compile=False)
     variants["student_step"] = lambda: plain.train_on_batch(x, y)
     variants["ours_hinton_k1"] = distiller(teachers[:1], "hinton")
+    variants["ours_hinton_k1_unfolded"] = distiller(teachers[:1], "hinton", fold=False)
     builtin = keras_builtin_distiller(student(), teachers[0])
     builtin.compile(optimizer=sgd(), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                     jit_compile=False)
@@ -419,14 +429,17 @@ def main(argv):
     print(json.dumps(result))
 
 
-def teachers_ms(ms: dict, k: int) -> float:
+def teachers_ms(ms: dict, k: int, suffix: str = "") -> float:
     """Σ of the K teachers' forward passes (--quick: teacher 0's, K times)."""
-    return sum(ms.get(f"teacher{i}_forward", ms["teacher0_forward"]) for i in range(k))
+    return sum(ms.get(f"teacher{i}_forward{suffix}", ms[f"teacher0_forward{suffix}"])
+               for i in range(k))
 
 
 def base(ms: dict, key: str, k: int) -> float:
     if key == "floor":
         return teachers_ms(ms, k) + ms["student_step"]
+    if key == "floor_folded":
+        return teachers_ms(ms, k, "_folded") + ms["student_step"]
     if key == "floor_k1":
         return ms["teacher0_forward"] + ms["student_step"]
     return ms[key]
@@ -434,13 +447,21 @@ def base(ms: dict, key: str, k: int) -> float:
 
 def table_rows(ms: dict, k: int) -> list:
     """(label, variant, base, base label) for each row present."""
-    rows = [(f"(a) ours, K={k}, full method", f"ours_k{k}", "floor", f"floor K={k}")]
+    rows = [(f"(a) ours, K={k}, full method", f"ours_k{k}", "floor", f"floor K={k}"),
+            (f"(a) ours, K={k}, vs the folded floor", f"ours_k{k}", "floor_folded",
+             f"folded floor K={k}"),
+            (f"(a) ours, K={k}, teachers unfolded", f"ours_k{k}_unfolded", "floor", f"floor K={k}")]
     rows += [(f"(b) teacher {i} forward (inference)", f"teacher{i}_forward", "floor", f"floor K={k}")
              for i in range(k) if f"teacher{i}_forward" in ms]
+    rows += [(f"(b) teacher {i} forward, BN folded", f"teacher{i}_forward_folded",
+              f"teacher{i}_forward", "unfolded twin")
+             for i in range(k) if f"teacher{i}_forward_folded" in ms]
     rows += [("(b) student plain train step", "student_step", "floor", f"floor K={k}"),
              ("(c) keras.distillation.Distiller, K=1", "keras_distiller_k1", "floor_k1", "floor K=1"),
              ("(c) keras.io Distiller pattern, K=1", "keras_io_k1", "floor_k1", "floor K=1"),
-             ("(c) ours, hinton, K=1", "ours_hinton_k1", "floor_k1", "floor K=1")]
+             ("(c) ours, hinton, K=1", "ours_hinton_k1", "floor_k1", "floor K=1"),
+             ("(c) ours, hinton, K=1, teacher unfolded", "ours_hinton_k1_unfolded", "floor_k1",
+              "floor K=1")]
     optional = [(f"    ours, K={k}, beta off (one backward)", f"ours_k{k}_beta_off", "floor",
                  f"floor K={k}"),
                 (f"    ours, K={k}, no Gram term", f"ours_k{k}_no_feature", "floor", f"floor K={k}"),
@@ -477,6 +498,11 @@ def derived(ms: dict, k: int, pipeline) -> dict:
                                     ("student_step_xla", "student_step")) if n in ms), None)
     out = {
         "floor_ratio": round(step / floor, 4),
+        "floor_ratio_folded_floor": round(step / base(ms, "floor_folded", k), 4),
+        "unfolded_floor_ratio": round(ms[f"ours_k{k}_unfolded"] / floor, 4),
+        "folded_teacher_ratio": round(teachers_ms(ms, k, "_folded") / teachers_ms(ms, k), 4),
+        "speedup_vs_keras_io_unfolded": round(ms["keras_io_k1"] / ms["ours_hinton_k1_unfolded"],
+                                              4),
         "speedup_vs_keras_io": round(ms["keras_io_k1"] / ms["ours_hinton_k1"], 4),
         "speedup_vs_keras_distiller": round(ms["keras_distiller_k1"] / ms["ours_hinton_k1"], 4),
         "best_speedup_vs_keras_io": round(ms["keras_io_k1"] / hinton[best], 4),

@@ -30,6 +30,7 @@ from kdkeras.distill.adapters import build_adapters, tap_channels
 from kdkeras.distill.beta import combine_gradients
 from kdkeras.distill.config import DistillConfig
 from kdkeras.distill.teacher_precision import reduced_precision_teacher, resolve_teacher_dtype
+from kdkeras.models.folding import fold_batch_norms
 from kdkeras.models.taps import tap_names as default_tap_names
 from kdkeras.models.taps import tapped_model
 
@@ -95,6 +96,12 @@ class Distiller(keras.Model):
         than float32 the Distiller runs frozen copies of them in that dtype.
         None: what `config.teacher_precision` says (float32 unless it is
         "bfloat16"). Teacher outputs are cast to float32 before any loss.
+      fold_teacher_batchnorm: run views of the teachers with each
+        BatchNormalization folded into the convolution before it
+        (`kdkeras.models.folding`): the same function up to float32 round-off,
+        fewer passes over the feature maps (a ResNet-32 forward ~0.85× the
+        time on a CPU). The folded teachers are views over the teachers'
+        variables; the teachers kept and saved are unchanged.
     """
 
     # Set (to a `kdkeras.training.guards.SkipState`) by `NonFiniteGuard(policy="skip")`:
@@ -107,6 +114,7 @@ class Distiller(keras.Model):
                  student_taps: Optional[Sequence[str]] = None,
                  teacher_taps: Optional[Sequence[str]] = None,
                  weight_decay: float = 1e-4, teacher_dtype: Optional[str] = None,
+                 fold_teacher_batchnorm: bool = True,
                  name: str = "distiller", **kwargs):
         super().__init__(name=name, **kwargs)
         config = config or DistillConfig()
@@ -141,6 +149,10 @@ class Distiller(keras.Model):
                              f"{keras.backend.backend()!r}; use 'float32' or 'bfloat16'.")
         # Frozen copies in the teacher dtype (float32: the teachers themselves).
         teachers = [reduced_precision_teacher(t, self.teacher_dtype) for t in teachers]
+        # int8 teachers ahead of the step are converted from `self.teachers`;
+        # their Keras views only name the taps, so folding them would gain nothing.
+        self.fold_teacher_batchnorm = bool(fold_teacher_batchnorm) and (
+            config.teacher_precision != "int8_ahead")
         self.config = config
         self.weight_decay = float(weight_decay)
         # Assigned first so that trainable_variables lists the student's variables
@@ -170,6 +182,9 @@ class Distiller(keras.Model):
                     "Teacher and student must expose the same number of taps. Received: "
                     f"{len(names)} taps for teacher {t.name!r} and {len(s_names)} for "
                     f"student {student.name!r}.")
+            if self.fold_teacher_batchnorm:
+                # A view over t's variables, so a checkpoint loaded into the teachers reaches it.
+                t = fold_batch_norms(t, keep=names)
             views.append(tapped_model(t, names))
             if needs_taps:
                 _check_feature_maps(views[-1], names, f"teacher {t.name!r}")

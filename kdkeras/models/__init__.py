@@ -3,18 +3,23 @@
 `get(name)` builds a registered model (`names()` lists them); `tap_names`,
 `feature_taps` and `tapped_model` expose the `tap_*` stage outputs that the
 distillation losses read. Importing this package registers the custom layers
-(`ZeroPadShortcut`) so that saved `.keras` files load.
+(`ZeroPadShortcut`, `FoldedBatchNorm`) so that saved `.keras` files load;
+`fold_batch_norms` gives a frozen model's inference copy with its
+BatchNormalizations folded into the convolutions before them.
 """
 
+from kdkeras.models.folding import FoldedBatchNorm, fold_batch_norms
 from kdkeras.models.registry import PAPER_PAIRS, get, names, spec
 from kdkeras.models.resnet import ZeroPadShortcut
 from kdkeras.models.taps import TAP_PREFIX, feature_taps, tap_names, tapped_model
 
 __all__ = [
+    "FoldedBatchNorm",
     "PAPER_PAIRS",
     "TAP_PREFIX",
     "ZeroPadShortcut",
     "feature_taps",
+    "fold_batch_norms",
     "get",
     "names",
     "spec",
