@@ -55,6 +55,7 @@ Every ratio comes in wall time (the top-level keys) and CPU time
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import resource
@@ -421,6 +422,7 @@ def main(argv):
         "device": device, "cpu_count": os.cpu_count(),
         "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "tensorflow": tf.__version__, "keras": keras.__version__, "git_commit": git_commit(),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "seconds": round(time.perf_counter() - started, 1),
         "phase_seconds": {n: round(v, 1) for n, v in phases.items()},
         "process_cpu_seconds": round(time.process_time(), 1),

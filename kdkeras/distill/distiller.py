@@ -99,7 +99,7 @@ class Distiller(keras.Model):
       fold_teacher_batchnorm: run views of the teachers with each
         BatchNormalization folded into the convolution before it
         (`kdkeras.models.folding`): the same function up to float32 round-off,
-        fewer passes over the feature maps (a ResNet-32 forward ~0.85× the
+        fewer passes over the feature maps (a ResNet-32 forward 0.79–0.84× the
         time on a CPU). The folded teachers are views over the teachers'
         variables; the teachers kept and saved are unchanged.
     """

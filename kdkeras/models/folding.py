@@ -16,7 +16,7 @@ Why kdkeras does it: a distillation run's teachers are frozen and only run
 forward, and on a CPU their forward passes are most of the step. Keras 3 runs a
 BatchNormalization as separate elementwise ops, each a pass over the whole
 feature map; folded, a convolution writes its biased output once. Measured
-here, a ResNet-32 forward pass at batch 128 (2 CPU cores) takes ~0.83× the
+here, a ResNet-32 forward pass at batch 128 (2 CPU cores) takes 0.79–0.84× the
 time folded (`benchmarks/distill_step.py`). The `Distiller` runs folded views
 of its teachers (`fold_teacher_batchnorm=True`, the default).
 
