@@ -25,6 +25,11 @@ The folded weights are computed from the model's own variables on every call
 is a view, like `tapped_model`: it shares every variable with the model, and
 loading a checkpoint into the model (as a resumed run does) changes both.
 A snapshot with its own weights could go stale without a sign.
+The view is for running a frozen model inside a training step; to deploy a
+model, export the model itself (`kdkeras.export`: TFLite's converter folds
+BatchNormalization on its own). `model.export` of the view writes a
+SavedModel whose calls fail after loading ("Called a function referencing
+variables which have been deleted", Keras 3.15.1 / TF 2.21.0).
 
     folded = fold_batch_norms(teacher)   # same inputs, outputs and layer names
 """
