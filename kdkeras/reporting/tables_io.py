@@ -7,8 +7,10 @@
 The results directory is `$KDKERAS_RESULTS_DIR` if set. Otherwise it is found in
 `results/` of the current directory (else of the kdkeras checkout): the first
 of its `REAL_TABLES` folders that holds table files (the real runs of this
-workplace, ResNet-32 → ResNet-8 on CIFAR-10 JPEG, strongest scale first), else
-`results/` itself. The paper's figures come from `paper_reported.json` in the results
+workplace on CIFAR-10 JPEG, strongest scale first), else `results/` itself.
+Table N is read from the first `REAL_TABLES` folder that holds `table_N.json`
+(each table at the strongest scale it was run at, its scale stated in its
+record), else from the results directory. The paper's figures come from `paper_reported.json` in the results
 directory, else from `results/`.
 A missing or partial table is reported in words, never as an exception, so the
 notebooks run whatever has been reproduced so far.
@@ -55,7 +57,16 @@ def results_dir(path=None) -> Path:
 
 
 def table_path(number: int, path=None) -> Path:
-    return results_dir(path) / f"table_{number}.json"
+    """`table_N.json` in `path` or `$KDKERAS_RESULTS_DIR` if given, else in the first
+    `REAL_TABLES` folder that holds it, else in `results_dir()`."""
+    name = f"table_{number}.json"
+    if path is None and not os.environ.get(RESULTS_ENV):
+        root = _results_root()
+        found = next((root / real / name for real in REAL_TABLES if (root / real / name).exists()),
+                     None)
+        if found is not None:
+            return found
+    return results_dir(path) / name
 
 
 def load_table(number: int, path=None) -> Optional[dict]:

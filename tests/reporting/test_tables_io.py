@@ -29,7 +29,13 @@ def test_results_default_to_the_real_tables_once_they_exist(workdir):
     gpu.mkdir()
     (gpu / "table_5.json").write_text(json.dumps({"table": 5}))
     assert tables_io.results_dir() == tables_io.Path("results/cifar10-jpeg/gpu-tables")
-    assert tables_io.load_table(2) is None and tables_io.load_table(5) == {"table": 5}
+    assert tables_io.load_table(5) == {"table": 5}
+    # Each table comes from the strongest scale that holds it.
+    assert tables_io.load_table(2) == {"table": 2}
+    (gpu / "table_2.json").write_text(json.dumps({"table": 2, "scale": "gpu"}))
+    assert tables_io.load_table(2) == {"table": 2, "scale": "gpu"}
+    assert tables_io.load_table(3) is None
+    assert tables_io.table_path(3) == tables_io.Path("results/cifar10-jpeg/gpu-tables/table_3.json")
 
 
 def test_the_environment_and_an_explicit_path_win(workdir, monkeypatch):
