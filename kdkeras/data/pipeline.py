@@ -60,7 +60,10 @@ def make_input_pipeline(
     `deterministic=False` the same batches may come out in a slightly different
     order (a little faster). `seed=None` gives a different order and augmentation
     on each run. A `subset` always needs a fixed input order (the chosen examples
-    are found by position), so it forces `deterministic=True` too.
+    are found by position), so it forces `deterministic=True` too. An eval
+    pipeline (`training=False`) keeps its input order by default: predictions
+    are matched to examples by position, and under load a parallel map
+    reordered the batches (seen in CI).
 
     Args:
       ds: unbatched dataset of `(image uint8 (H, W, C), label int)`, e.g.
@@ -91,7 +94,8 @@ def make_input_pipeline(
         `"nearest"`, `"wrap"`).
       deterministic: keep the order of parallel work fixed, in this pipeline and
         the input's (tf.data options are global to a pipeline); `None` means
-        `seed is not None or subset is not None`. `False` with a subset is refused.
+        `not training or seed is not None or subset is not None`. `False` with a
+        subset is refused.
       drop_remainder: drop the last partial batch; default `training`.
       epochs: with `training`, the dataset spans the epochs `initial_epoch` ..
         `epochs - 1`, each seeded by its number (see Determinism). `None`: one
@@ -118,7 +122,7 @@ def make_input_pipeline(
     if drop_remainder is None:
         drop_remainder = training
     if deterministic is None:
-        deterministic = seed is not None or subset is not None
+        deterministic = not training or seed is not None or subset is not None
     elif subset is not None and not deterministic:
         raise ValueError(
             "subset needs a deterministic input order (examples are picked by position). "

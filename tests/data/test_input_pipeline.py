@@ -28,6 +28,8 @@ def test_eval_pipeline_normalises_exactly_and_keeps_order(splits):
     batches = _run(ds)
     assert [b[0].shape[0] for b in batches] == [8, 8, 4]  # Last partial batch kept.
     assert ds.num_examples == 20 and int(ds.cardinality()) == 3
+    # Order is kept by option, not by luck: under load a parallel map reordered batches.
+    assert ds.options().deterministic is True
     got = np.concatenate([b[0] for b in batches])
     assert got.dtype == np.float32
     expected = (x / 255.0 - np.array(mean)) / np.array(std)
