@@ -17,3 +17,17 @@ def run_script(script: str, *args: str, timeout: int = 600) -> subprocess.Comple
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
     return subprocess.run([sys.executable, str(REPO / "experiments" / script), *args],
                           cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def randomise_batch_norm(model, seed: int = 0):
+    """Non-trivial BatchNorm weights and statistics (a fresh BN is the identity map)."""
+    import keras
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            n = layer.moving_mean.shape[0]
+            layer.set_weights([rng.uniform(0.5, 1.5, n), rng.normal(0, 0.2, n),
+                               rng.normal(0, 0.2, n), rng.uniform(0.5, 2.0, n)])
+    return model

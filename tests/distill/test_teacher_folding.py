@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 
+from helpers import randomise_batch_norm
 from kdkeras import models
 from kdkeras.distill import Distiller, method_config
 
@@ -12,15 +13,7 @@ SHAPE = dict(num_classes=3, input_shape=(8, 8, 3))
 
 def _teachers():
     keras.utils.set_random_seed(0)
-    rng = np.random.default_rng(0)
-    teachers = [models.get("resnet8", **SHAPE) for _ in range(2)]
-    for t in teachers:
-        for layer in t.layers:
-            if isinstance(layer, keras.layers.BatchNormalization):
-                n = layer.moving_mean.shape[0]
-                layer.set_weights([rng.uniform(0.5, 1.5, n), rng.normal(0, 0.2, n),
-                                   rng.normal(0, 0.2, n), rng.uniform(0.5, 2.0, n)])
-    return teachers
+    return [randomise_batch_norm(models.get("resnet8", **SHAPE), seed=k) for k in range(2)]
 
 
 def _distiller(teachers, **kwargs):

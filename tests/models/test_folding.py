@@ -4,19 +4,9 @@ import keras
 import numpy as np
 import pytest
 
+from helpers import randomise_batch_norm
 from kdkeras import models
 from kdkeras.models.folding import FoldedBatchNorm, FoldedLinear, fold_batch_norms, foldable_pairs
-
-
-def _randomise_bn(model, seed=0):
-    """Non-trivial statistics (a fresh BN is the identity map, which folds trivially)."""
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            n = layer.moving_mean.shape[0]
-            layer.set_weights([rng.uniform(0.5, 1.5, n), rng.normal(0, 0.2, n),
-                               rng.normal(0, 0.2, n), rng.uniform(0.5, 2.0, n)])
-    return model
 
 
 def _bn_count(model):
@@ -47,7 +37,7 @@ def test_hand_worked_fold_of_a_1x1_convolution():
 
 @pytest.mark.parametrize("name", ["resnet8", "vgg6", "mobilenet9"])
 def test_every_family_folds_completely_and_computes_the_same(name):
-    model = _randomise_bn(models.get(name, num_classes=5, input_shape=(32, 32, 3)))
+    model = randomise_batch_norm(models.get(name, num_classes=5, input_shape=(32, 32, 3)))
     before = [w.copy() for w in model.get_weights()]
     tapped = models.tapped_model(model)
     folded = fold_batch_norms(tapped)
@@ -78,7 +68,7 @@ def test_what_must_not_fold_is_left_alone():
     c = keras.layers.BatchNormalization(name="bn_of_kept")(kept)
     first = keras.layers.Conv2D(3, 1, name="conv_folds")(x)
     d = keras.layers.BatchNormalization(name="bn_folds")(first)
-    model = _randomise_bn(keras.Model(x, keras.layers.Concatenate()([a, b, c, d])))
+    model = randomise_batch_norm(keras.Model(x, keras.layers.Concatenate()([a, b, c, d])))
     assert foldable_pairs(model, keep=["conv_kept"]) == {"bn_folds": "conv_folds"}
     assert foldable_pairs(model) == {"bn_of_kept": "conv_kept", "bn_folds": "conv_folds"}
     folded = fold_batch_norms(model, keep=["conv_kept"])
@@ -90,11 +80,11 @@ def test_what_must_not_fold_is_left_alone():
 
 def test_the_folded_view_follows_the_model_s_variables():
     """Loading a checkpoint into the model (as a resumed run does) must reach the fold."""
-    model = _randomise_bn(models.get("resnet8", num_classes=4, input_shape=(16, 16, 3)))
+    model = randomise_batch_norm(models.get("resnet8", num_classes=4, input_shape=(16, 16, 3)))
     folded = fold_batch_norms(model)
     x = np.random.default_rng(2).normal(size=(2, 16, 16, 3)).astype("float32")
     before = np.asarray(folded(x))
-    _randomise_bn(model, seed=7)
+    randomise_batch_norm(model, seed=7)
     after, want = np.asarray(folded(x)), np.asarray(model(x, training=False))
     assert np.max(np.abs(after - before)) > 1e-2 * np.max(np.abs(want))
     np.testing.assert_allclose(after, want, rtol=1e-5, atol=1e-5 * np.max(np.abs(want)))
