@@ -20,7 +20,7 @@ from kdkeras import models
 from kdkeras.distill import Distiller, method_config
 from kdkeras.training.checkpoints import field_defaults, prepare_run_dir
 from kdkeras.training.config import DistillRunConfig, TrainConfig
-from kdkeras.training.strategy import get_strategy
+from kdkeras.training.strategy import chief_writes, get_strategy
 from kdkeras.training.trainer import fit_in_run_dir
 
 
@@ -57,6 +57,7 @@ def _strategy_scope(config: TrainConfig):
     return get_strategy(config.strategy).scope()
 
 
+@chief_writes  # strategy='multiworker': only the chief writes in config.workdir
 def train_model(config: TrainConfig, splits=None, *, fit: Callable = fit_in_run_dir) -> dict:
     """Trains `config.model` from scratch (the `student` method, no teachers)."""
     models.spec(config.model)
@@ -111,6 +112,7 @@ def teacher_configs(config: DistillRunConfig) -> list[TrainConfig]:
             for k in range(config.train_teachers)]
 
 
+@chief_writes
 def distill_model(config: DistillRunConfig, splits=None, *,
                   fit: Callable = fit_in_run_dir) -> dict:
     """Distils `config.model` from K teachers (given or trained first, by the same `fit`)."""
