@@ -333,6 +333,71 @@ def prepare_jax_processes(coordinator_address: str | None = None,
 
     if not jax.distributed.is_initialized():
         keras.distribution.initialize(coordinator_address, num_processes, process_id)
-    distribution = keras.distribution.DataParallel(devices=keras.distribution.list_devices())
+    # kdkeras feeds arrays (kdkeras.data.numpy_data), which Keras does not shard
+    # itself: each process hands over its own share.
+    distribution = keras.distribution.DataParallel(devices=keras.distribution.list_devices(),
+                                                   auto_shard_dataset=False)
     keras.distribution.set_distribution(distribution)
     return distribution
+
+
+def process_share(batches, index: int | None = None, count: int | None = None):
+    """`batches` (a `kdkeras.data.numpy_data.ArrayBatches` of global batches) as process `index`'s share.
+
+    Under `prepare_jax_processes` each process hands `fit` its own rows of every
+    global batch: process p of P gets rows [p·B/P, (p+1)·B/P) of a batch of B,
+    so the P shares make up the batch one process would see (every process
+    builds the same batches, as tf.data's data sharding does). `index` and
+    `count` default to JAX's process index and count; one process, or another
+    backend, gives `batches` unchanged.
+
+    Raises:
+      ValueError: a batch (the last, partial one included) does not split evenly.
+    """
+    if count is None:
+        import keras
+
+        if keras.backend.backend() != "jax":
+            return batches
+        import jax
+
+        index, count = jax.process_index(), jax.process_count()
+    if count == 1:
+        return batches
+    sizes = {batches.batch_size}
+    if not batches.drop_remainder and batches.num_examples % batches.batch_size:
+        sizes.add(batches.num_examples % batches.batch_size)
+    uneven = sorted(n for n in sizes if n % count)
+    if uneven:
+        raise ValueError(
+            f"Batches of {uneven} examples do not split evenly over {count} processes. Choose "
+            "batch_size (and test_subset, for the last test batch) divisible by the number of "
+            f"processes. Received: batch_size={batches.batch_size}, "
+            f"examples={batches.num_examples}.")
+    return _process_share_class()(batches, index, count)
+
+
+@functools.lru_cache(maxsize=None)
+def _process_share_class():
+    import keras
+
+    class ProcessShare(keras.utils.PyDataset):
+        """Rows [p·B/P, (p+1)·B/P) of each batch of `batches` (see `process_share`)."""
+
+        def __init__(self, batches, index: int, count: int):
+            super().__init__()
+            self.batches, self.index, self.count = batches, index, count
+
+        def __len__(self):
+            return len(self.batches)
+
+        def __getitem__(self, i):
+            x, y = self.batches[i]
+            share = int(y.shape[0]) // self.count
+            rows = slice(self.index * share, (self.index + 1) * share)
+            return x[rows], y[rows]
+
+        def on_epoch_end(self):
+            self.batches.on_epoch_end()
+
+    return ProcessShare
