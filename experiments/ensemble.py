@@ -7,7 +7,8 @@
         --seeds=0,1,2 --root=runs/ensemble/independent \
         --out=results/cifar10-jpeg/ensemble/variants-independent-10k.json
 
-Runs resume; the summary (top-1 per variant and K, paired K=3 − K=1 with its
+On the JAX backend (a lent GPU), add `--data_path=arrays` (and the full data:
+drop --train_subset, `--preset=paper`). Runs resume; the summary (top-1 per variant and K, paired K=3 − K=1 with its
 95 % interval) is written to --out with the teacher set's name.
 """
 
@@ -28,6 +29,10 @@ flags.DEFINE_list("seeds", ["0", "1", "2"], "Student seeds.")
 flags.DEFINE_list("ks", ["1", "3"], "Teacher counts to compare (paired by seed).")
 flags.DEFINE_string("root", "runs/ensemble", "Where the run directories go.")
 flags.DEFINE_string("out", None, "Write the summary JSON here.")
+flags.DEFINE_enum("data_path", "tfdata", ["tfdata", "arrays"],
+                  "tfdata (TensorFlow backend), or arrays: --data_dir (a folder or tar) decoded "
+                  "into memory (kdkeras.data.numpy_data), the path of the JAX backend / GPU box.")
+flags.DEFINE_string("cache", None, "With --data_path=arrays: an .npz keeping the decoded images.")
 
 
 def main(argv):
@@ -41,9 +46,16 @@ def main(argv):
         overrides["workdir"] = overrides["workdir"] or FLAGS.root
         base = resolve_config(DistillRunConfig, FLAGS.preset, dataset,
                               teacher_model=FLAGS.teacher_model, **overrides)
+        splits, distill = None, None
+        if FLAGS.data_path == "arrays":
+            from kdkeras.data.numpy_data import load_image_arrays
+            from kdkeras.training.jax_runs import distill_arrays
+
+            splits = load_image_arrays(FLAGS.data_dir, name=dataset, cache=FLAGS.cache)
+            distill = distill_arrays
         summary = run_study(base, FLAGS.teachers, variants=FLAGS.variants,
                             seeds=[int(s) for s in FLAGS.seeds], ks=[int(k) for k in FLAGS.ks],
-                            root=FLAGS.root)
+                            root=FLAGS.root, splits=splits, distill=distill)
         summary = {"teacher_set": FLAGS.teacher_set, "teachers": FLAGS.teachers, **summary}
         print(json.dumps(summary["variants"], indent=1))
         if FLAGS.out:
