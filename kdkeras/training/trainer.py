@@ -15,7 +15,7 @@ from pathlib import Path
 
 import keras
 
-from kdkeras.training.checkpoints import (EpochCheckpoint, restore_latest, trim_csv_history,
+from kdkeras.training.checkpoints import (EpochCheckpoint, restore_latest, sync_csv_history,
                                           write_atomic)
 from kdkeras.training.guards import NonFiniteGuard, SignalStop
 from kdkeras.training.config import TrainConfig
@@ -98,7 +98,8 @@ def fit_in_run_dir(model, splits, config: TrainConfig, run_dir, *, save_name: st
         initial_epoch, history = restore_latest(model, run_dir) if config.resume else (0, [])
     if initial_epoch:
         print(f"Resuming {run_dir} after epoch {initial_epoch}/{config.epochs}.", flush=True)
-        trim_csv_history(run_dir / "history.csv", initial_epoch)
+    if config.resume:
+        sync_csv_history(run_dir / "history.csv", history)
     train_ds, test_ds = pipelines(splits, config, initial_epoch)
     # The guards stop the run after the current batch (a NaN/Inf loss term, or
     # SIGINT/SIGTERM); the checkpoint keeps the last complete, finite epoch.

@@ -58,7 +58,10 @@ def test_disk_full_while_checkpointing_leaves_the_previous_checkpoint(tmp_path, 
     callback = _checkpointer(model, tmp_path)
     _end_epoch(callback, 0)
     if fault == "write":
-        monkeypatch.setattr(type(model), "save_weights", _half_written_then_full)
+        def half_written_then_full(path, data):
+            Path(path).write_bytes(data[:100])   # what got out before the disk filled
+            raise ENOSPC
+        monkeypatch.setattr(checkpoints, "write_bytes_synced", half_written_then_full)
     else:
         def full_on_rename(src, dst):
             raise ENOSPC
