@@ -11,6 +11,7 @@
     ... --keep=1                                            # keep one checkpoint (so that
                                                             # committing one deletes another)
     ... --jit_compile                                       # the same with XLA
+    ... --resume                                            # continue the run in WORKDIR
 
 Epochs and steps count from 1. The run goes through `experiments/common.run_cli`,
 as `experiments/train.py` does. Used by `test_resume.py` in a fresh process.
@@ -83,6 +84,7 @@ def main():
     parser.add_argument("--count_writes", action="store_true")
     parser.add_argument("--keep", type=int, default=None)
     parser.add_argument("--jit_compile", action="store_true")
+    parser.add_argument("--resume", action="store_true")
     args = parser.parse_args()
 
     import keras
@@ -135,7 +137,7 @@ def main():
     if args.kill_at_write is not None or args.count_writes:
         watch_epoch_writes(checkpoints, args.kill_at_write)
 
-    config = tiny_config(args.workdir, jit_compile=args.jit_compile)
+    config = tiny_config(args.workdir, jit_compile=args.jit_compile, resume=args.resume)
     common.run_cli(lambda: train_model(config, tiny_splits()))
 
 
