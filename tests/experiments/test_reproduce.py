@@ -133,6 +133,6 @@ def test_a_bad_table_selection_is_refused_naming_the_flag(tmp_path, table, messa
     proc = run_script("reproduce.py", f"--table={table}", "--preset=smoke",
                       f"--runs_dir={tmp_path / 'runs'}")
     assert proc.returncode == 2
-    errors = [line for line in proc.stderr.splitlines() if "error" in line.lower()]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error")]
     assert errors == [message] and "Traceback" not in proc.stderr
     assert not (tmp_path / "runs").exists()
