@@ -85,6 +85,7 @@ def main():
     parser.add_argument("--keep", type=int, default=None)
     parser.add_argument("--jit_compile", action="store_true")
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args()
 
     import keras
@@ -137,7 +138,8 @@ def main():
     if args.kill_at_write is not None or args.count_writes:
         watch_epoch_writes(checkpoints, args.kill_at_write)
 
-    config = tiny_config(args.workdir, jit_compile=args.jit_compile, resume=args.resume)
+    config = tiny_config(args.workdir, jit_compile=args.jit_compile, resume=args.resume,
+                         overwrite=args.overwrite)
     common.run_cli(lambda: train_model(config, tiny_splits()))
 
 
