@@ -115,3 +115,53 @@ def test_a_kill_at_any_write_of_a_checkpoint_then_resume_loses_nothing(tmp_path,
     for a, b in zip(got_csv, want_csv):
         assert a.keys() == b.keys()
         np.testing.assert_allclose([a[k] for k in a], [b[k] for k in a], rtol=1e-6)
+
+
+def _copy_run(src, dst):
+    import shutil
+
+    shutil.copytree(src, dst)
+    config = json.loads((dst / "config.json").read_text())
+    config["workdir"] = str(dst)
+    (dst / "config.json").write_text(json.dumps(config))
+
+
+def _cli_error(capsys, fn) -> str:
+    sys.path.insert(0, str(HERE.parents[1] / "experiments"))
+    import common
+
+    with pytest.raises(SystemExit) as exit_info:
+        common.run_cli(fn)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+def test_resume_with_every_checkpoint_deleted_is_refused_not_restarted(tmp_path, splits,
+                                                                       reference, capsys):
+    """Before: `--resume` started again from epoch 1 without a word."""
+    from kdkeras.training.runs import train_model
+
+    workdir = tmp_path / "run"
+    _copy_run(reference, workdir)
+    for path in (workdir / "checkpoints").glob("epoch-*"):
+        path.unlink()
+    err = _cli_error(capsys, lambda: train_model(tiny_config(workdir, resume=True), splits))
+    assert (f"--resume: {workdir} records 2 finished epoch(s) ({workdir}/checkpoints/state.json), "
+            f"but {workdir}/checkpoints holds no checkpoint: they were deleted.") in err
+    assert "pass --overwrite to do that" in err
+
+
+def test_resume_with_fewer_epochs_than_done_names_the_flag(tmp_path, splits, reference, capsys):
+    """Before: Keras's "Need 0 <= initial_epoch <= epochs", after config.json was rewritten."""
+    from kdkeras.training.runs import train_model
+
+    workdir = tmp_path / "run"
+    _copy_run(reference, workdir)
+    config_before = (workdir / "config.json").read_text()
+    err = _cli_error(capsys, lambda: train_model(tiny_config(workdir, resume=True, epochs=1),
+                                                 splits))
+    assert (f"error: --resume: {workdir} has already trained 2 epochs, more than --epochs=1. "
+            "Pass --epochs=2 or more to continue it") in err
+    assert (workdir / "config.json").read_text() == config_before
