@@ -335,44 +335,6 @@ def _recorded_sha256(weights: Path) -> Optional[str]:
     return _read_json(_history_of(weights)).get("sha256")
 
 
-def sync_csv_history(path, history: list) -> None:
-    """Makes a CSVLogger file hold exactly the epochs of `history` (the checkpoint's).
-
-    A run stopped or killed mid-epoch may have logged a row for an epoch that was
-    never checkpointed (dropped: the resumed run logs it again); a run killed
-    after a checkpoint was committed and before the logger wrote its row lacks
-    that row (written from `history`). Rows are keyed by the 0-based `epoch`
-    column; those already there keep their text.
-    """
-    path = Path(path)
-    if not path.exists():
-        return
-    lines = path.read_text().splitlines(keepends=True)
-    if not lines:
-        return
-    header = lines[0].rstrip("\r\n").split(",")
-    if "epoch" not in header:
-        return
-    col = header.index("epoch")
-    by_epoch = {}
-    for line in lines[1:]:
-        cells = line.rstrip("\r\n").split(",")
-        try:
-            by_epoch.setdefault(int(float(cells[col])), line)
-        except (ValueError, IndexError):
-            continue
-    kept = [lines[0]]
-    for row in history:
-        epoch = int(row["epoch"]) - 1
-        line = by_epoch.get(epoch)
-        if line is None:
-            cells = [str(epoch) if name == "epoch" else repr(row.get(name, "")) for name in header]
-            line = ",".join(cells) + "\n"
-        kept.append(line if line.endswith("\n") else line + "\n")
-    if kept != lines:
-        write_atomic(path, lambda tmp: Path(tmp).write_text("".join(kept)), what="history")
-
-
 def sha256_of(path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
