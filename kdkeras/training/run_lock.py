@@ -17,13 +17,13 @@ one was removing checks that its file is still the one at the path, else
 tries again.
 
 `flock` locks are local to a machine on some network file systems (older NFS):
-there, run one process per run directory yourself.
+there, run one process per run directory yourself. Windows has no `flock`:
+runs there are not locked.
 """
 
 from __future__ import annotations
 
 import datetime
-import fcntl
 import json
 import os
 import platform
@@ -31,6 +31,11 @@ import sys
 from pathlib import Path
 
 from kdkeras.training.checkpoints import RunDirError
+
+try:
+    import fcntl
+except ImportError:   # Windows: no flock; runs there are not locked
+    fcntl = None
 
 LOCK_FILE = ".run.lock"
 
@@ -85,6 +90,8 @@ class RunLock:
             RunLock._held[key] = (owner, depth + 1)
             return self
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        if fcntl is None:
+            return self
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
