@@ -6,6 +6,7 @@ schedule and any flag given on the command line overrides it.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 
@@ -123,3 +124,16 @@ def run_cli(fn) -> None:
             raise
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    except OSError as err:
+        # A file the run writes outside the checkpoints (a log, an export) on a full
+        # or read-only disk: one line too, not a traceback.
+        if os.environ.get("KDKERAS_DEBUG") or err.errno not in _DISK_ERRNOS:
+            raise
+        print(f"error: could not write {err.filename or 'a file'}: {err.strerror}. Free some "
+              "space (or fix the permissions) and run again (--resume continues a run).",
+              file=sys.stderr)
+        sys.exit(1)
+
+
+# A full or read-only disk, or no permission: the errors of writing, not of the code.
+_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)

@@ -29,6 +29,8 @@ flags.DEFINE_string("teacher_model", "resnet32", "Registry name of the teachers'
 flags.DEFINE_list("teachers", [], "Teacher checkpoint paths (.keras files or run directories).")
 flags.DEFINE_integer("train_teachers", 0, "Train K teachers first (seeds 0..K-1) in <workdir>/teachers.")
 flags.DEFINE_string("method", "ours", "Distillation method (see kdkeras.distill.METHODS).")
+flags.DEFINE_boolean("allow_duplicate_teachers", False, "Accept one checkpoint given more than "
+                     "once in --teachers (it distils as one teacher; plumbing tests only).")
 # The paper's switches; None keeps the method's value.
 flags.DEFINE_string("cross_depth", None, "P1: Gram pairs up to this distance (1=FSP, 3=paper), "
                     "or exact distances like '2' prefixed with '=' ('=2' is cross-two only).")
@@ -95,7 +97,7 @@ def main(argv):
             DistillRunConfig, FLAGS.preset, dataset, teacher_model=FLAGS.teacher_model,
             teachers=tuple(FLAGS.teachers), train_teachers=FLAGS.train_teachers,
             method=FLAGS.method, distill_options=tuple(sorted(options.items())), **overrides)
-        results = distill_model(config)
+        results = distill_model(config, allow_duplicate_teachers=FLAGS.allow_duplicate_teachers)
         print(f"{config.model} ({config.method}, K={len(results['teachers'])}): test accuracy "
               f"{results['test_accuracy']:.4f} -> {config.workdir}/student.keras")
 

@@ -60,19 +60,33 @@ def run_dataset(model_path: Path) -> tuple:
     return None, None
 
 
-def check_images(dataset: str, data_dir, count: int):
-    """`count` normalised test images (class-balanced subset), their labels, the stats."""
+def check_images(dataset: str, data_dir, count: int, model=None):
+    """`count` normalised test images (class-balanced subset), their labels, the stats.
+
+    With `model`, its class count must be the dataset's (checked before decoding).
+    """
     import numpy as np
+    import tensorflow as tf
 
     from kdkeras.data import load_dataset, make_input_pipeline
+    from kdkeras.data.image_folder import bad_image_error, default_cifar10_jpeg_dir
+    from kdkeras.export import check_classes
 
     # Image folders decode lazily here: only the test split is read.
     options = {"cache": False} if dataset in ("cifar10_jpeg", "image_folder") else {}
     splits = load_dataset(dataset, data_dir, **options)
+    if model is not None:
+        check_classes(model, splits.num_classes, splits.name)
     ds = make_input_pipeline(splits.test, training=False, batch_size=256, mean=splits.mean,
                              std=splits.std, subset=min(count, splits.num_test),
                              labels=getattr(splits, "test_labels", None))
-    xs, ys = zip(*ds.as_numpy_iterator())
+    try:
+        xs, ys = zip(*ds.as_numpy_iterator())
+    except tf.errors.OpError as err:   # a bad file in a folder decoded on the fly
+        if not options:
+            raise
+        root = Path(data_dir) if data_dir else default_cifar10_jpeg_dir()
+        raise bad_image_error(root / "test", splits.image_shape, None, err.message) from None
     stats = {"mean": [float(v) for v in splits.mean], "std": [float(v) for v in splits.std]}
     return np.concatenate(xs), np.concatenate(ys), splits.name, stats
 
@@ -96,12 +110,17 @@ def main(argv):
     absl_logging.set_verbosity(absl_logging.WARNING)   # SavedModel-writing chatter
 
     def run():
+        from kdkeras.export import load_student
+        from kdkeras.training.preflight import check_writable_dir
+
         model_path = find_model(Path(FLAGS.model_path))
         out_dir = Path(FLAGS.out_dir) if FLAGS.out_dir else model_path.parent / "export"
+        check_writable_dir(out_dir, "--out_dir")
+        model = load_student(model_path)   # a clear error for a corrupt file, before work
         dataset, data_dir = run_dataset(model_path)
         dataset = FLAGS.dataset or dataset or "cifar10_jpeg"
         data_dir = FLAGS.data_dir or data_dir
-        images, labels, name, stats = check_images(dataset, data_dir, FLAGS.check_images)
+        images, labels, name, stats = check_images(dataset, data_dir, FLAGS.check_images, model)
         report = export_student(model_path, out_dir, images=images, labels=labels,
                                 int8=FLAGS.int8, latency_repeats=FLAGS.latency_repeats,
                                 num_threads=FLAGS.tflite_threads)

@@ -37,7 +37,10 @@ flags.DEFINE_string("dataset", None,
 flags.DEFINE_string("data_dir", None, "Data directory of the CIFAR-100 tables.")
 flags.DEFINE_string("imagenet_data_dir", None,
                     "ImageNet 64x64 npz directory for the MobileNet tables (3, 6, 9, 12, 15, 18).")
-flags.DEFINE_string("results_dir", "results", "Where table_<N>.json files go.")
+flags.DEFINE_string("results_dir", None, "Where table_<N>.json files go (default: "
+                    "<runs_dir>/tables; pass e.g. --results_dir=results/... to update the "
+                    "committed results). A file with finished rows that this run did not "
+                    "finish is never replaced.")
 flags.DEFINE_string("runs_dir", "runs/reproduce", "Where run directories (and teachers) go.")
 flags.DEFINE_integer("teacher_epochs", None,
                      "Epochs of the teachers (default: the preset's). Teachers must be clearly "
@@ -62,6 +65,48 @@ flags.DEFINE_integer("verbose", 0, "Keras fit verbosity of each run (0, 1 or 2).
 FLAGS = flags.FLAGS
 
 
+def results_dir() -> str:
+    """--results_dir, else a folder of the run: the tracked results/ only when asked."""
+    return FLAGS.results_dir or str(Path(FLAGS.runs_dir) / "tables")
+
+
+def parse_tables(text: str) -> list[int]:
+    """--table as table numbers, or a ValueError naming the flag (before any run)."""
+    from kdkeras.reproduce import tables
+
+    valid = f"'all', a number, 'N,M' or 'N-M' with N <= M, tables 1..{max(tables.TABLES)}"
+    parts = [p.strip() for p in str(text).split(",")]
+    for part in parts:
+        bounds = part.split("-") if part.lower() != "all" else []
+        if part.lower() != "all" and (not 1 <= len(bounds) <= 2
+                                      or not all(b.strip().isdigit() for b in bounds)):
+            raise ValueError(f"--table must be {valid}. Received: --table={text!r}.")
+        if len(bounds) == 2 and int(bounds[0]) > int(bounds[1]):
+            raise ValueError(f"--table={text!r} is an empty range ({part}: {bounds[0]} > "
+                             f"{bounds[1]}); write {bounds[1]}-{bounds[0]}.")
+    try:
+        numbers = tables.parse_selection(text)
+    except ValueError as err:
+        raise ValueError(f"--table={text!r}: {err}") from None
+    if not numbers:
+        raise ValueError(f"--table={text!r} selects no table; it must be {valid}.")
+    return numbers
+
+
+def check_flags(settings) -> None:
+    """Everything a run would refuse later, refused now (before any training)."""
+    from kdkeras.training.config import TrainConfig, resolve_config
+    from kdkeras.training.preflight import check_writable_dir
+
+    overrides = dict(settings.overrides)
+    if FLAGS.teacher_epochs is not None:
+        resolve_config(TrainConfig, settings.preset, settings.dataset, epochs=FLAGS.teacher_epochs)
+    resolve_config(TrainConfig, settings.preset, settings.dataset, **overrides)
+    if not settings.dry_run:
+        check_writable_dir(settings.results_dir, "--results_dir")
+        check_writable_dir(settings.runs_dir, "--runs_dir")
+
+
 def settings_from_flags():
     from kdkeras.reproduce import Settings
 
@@ -74,7 +119,7 @@ def settings_from_flags():
         FLAGS.preset, dataset=dataset, seeds=FLAGS.seeds, overrides=overrides,
         reuse_one_teacher=FLAGS.reuse_one_teacher, latency_repeats=FLAGS.latency_repeats,
         data_dir=FLAGS.data_dir, imagenet_data_dir=FLAGS.imagenet_data_dir,
-        results_dir=FLAGS.results_dir, runs_dir=FLAGS.runs_dir,
+        results_dir=results_dir(), runs_dir=FLAGS.runs_dir,
         teacher_epochs=FLAGS.teacher_epochs, teachers_dir=FLAGS.teachers_dir,
         dry_run=FLAGS.dry_run, rows=tuple(FLAGS.row), verbose=FLAGS.verbose)
 
@@ -115,10 +160,11 @@ def main(argv):
     del argv
 
     def run():
-        from kdkeras.reproduce import reproduce, split_by_pair, tables
+        from kdkeras.reproduce import reproduce, split_by_pair
 
-        numbers = tables.parse_selection(FLAGS.table)
+        numbers = parse_tables(FLAGS.table)
         settings = settings_from_flags()
+        check_flags(settings)
         groups = split_by_pair(numbers, FLAGS.jobs) if FLAGS.jobs > 1 else [numbers]
         if len(groups) > 1 and not settings.dry_run:
             print(f"{len(groups)} processes: tables {groups}", flush=True)

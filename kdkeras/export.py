@@ -52,6 +52,39 @@ def serving_model(model: keras.Model) -> keras.Model:
     return keras.Model(inputs, logits, name=f"{model.name}_serving")
 
 
+def load_student(path) -> keras.Model:
+    """Loads a `.keras` file, with an error that says what is wrong with it.
+
+    Keras answers a corrupt or truncated `.keras` file with "File not found"
+    (issue 21); this says that the file is there and what it is not.
+    """
+    import zipfile
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Model file {path} does not exist.")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"Model file {path} is not a .keras archive (a .keras file is a zip; "
+                         f"this one is corrupt, truncated or of another format, "
+                         f"{path.stat().st_size} bytes). Pass the student.keras a run wrote.")
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except Exception as err:  # noqa: BLE001 - any failure to read is the same user error
+        first = str(err).strip().splitlines()[0][:300] if str(err).strip() else ""
+        raise ValueError(f"Model file {path} could not be read as a Keras model "
+                         f"({type(err).__name__}: {first}).") from None
+
+
+def check_classes(model: keras.Model, num_classes: int, dataset: str) -> None:
+    """The check images must come from data with the model's classes."""
+    n = int(model.outputs[0].shape[-1])
+    if n != num_classes:
+        raise ValueError(
+            f"The model predicts {n} classes but the check dataset {dataset!r} has "
+            f"{num_classes}: its accuracy there would mean nothing. Pass --dataset/--data_dir "
+            "of the data the model was trained on.")
+
+
 def export_saved_model(model: keras.Model, path) -> Path:
     """Writes the logits-only SavedModel (endpoint `serve`) to the folder `path`."""
     path = Path(path)
@@ -198,7 +231,7 @@ def export_student(model_path, out_dir, *, images: np.ndarray, labels: Optional[
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    model = serving_model(keras.saving.load_model(model_path, compile=False))
+    model = serving_model(load_student(model_path))
     paths = {"keras": Path(model_path), "saved_model": export_saved_model(model, out_dir / "saved_model")}
     paths["tflite_float32"] = export_tflite(paths["saved_model"], out_dir / "student.tflite")
     if int8:

@@ -18,6 +18,7 @@ epoch instead (no start-up cost, little memory; for folders too large for RAM).
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -53,6 +54,7 @@ def load_image_folder(
     train_split: str = "train",
     test_split: str = "test",
     verify: bool | Mapping[str, str] = False,
+    allow_missing_classes: bool = False,
 ) -> DatasetSplits:
     """Loads `<data_dir>/<split>/<class>/<image>` as `DatasetSplits`.
 
@@ -72,6 +74,9 @@ def load_image_folder(
         before reading: `True` uses the published hashes of dataset `name`
         (`KNOWN_TREE_SHA256`, e.g. `"cifar10_jpeg"`), a mapping gives
         `{split: hash}`. About 1 s for the 60,000 CIFAR-10 JPEGs.
+      allow_missing_classes: accept, with a warning naming them, classes that
+        have training images but none in the test split (refused by default;
+        see `check_class_folders`).
 
     Raises:
       DataNotFoundError: `data_dir` is missing or holds no images.
@@ -103,6 +108,7 @@ def load_image_folder(
                 f"expected {layout}."
             )
     class_names = tuple(builder.info.features["label"].names)
+    check_class_folders(root, class_names, train_split, test_split, allow_missing_classes)
     if image_size is None:
         first = next(iter(builder.as_dataset(train_split, as_supervised=True).take(1)))
         image_shape = tuple(int(d) for d in first[0].shape)
@@ -124,7 +130,8 @@ def load_image_folder(
     counts = {split: builder.info.splits[split].num_examples for split in datasets}
     if cache:
         arrays = {
-            split: _decode_all(ds, counts[split], image_shape) for split, ds in datasets.items()
+            split: _decode_all(ds, counts[split], image_shape, root / split, image_size)
+            for split, ds in datasets.items()
         }
         return splits_from_arrays(
             name,
@@ -156,7 +163,11 @@ def load_image_folder(
 
 
 def _decode_all(
-    ds: tf.data.Dataset, count: int, image_shape: tuple[int, int, int]
+    ds: tf.data.Dataset,
+    count: int,
+    image_shape: tuple[int, int, int],
+    split_dir: Path,
+    image_size=None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Decodes a whole split into preallocated arrays (no second copy)."""
     images = np.empty((count, *image_shape), np.uint8)
@@ -169,11 +180,91 @@ def _decode_all(
             start += len(y)
     except tf.errors.OpError as err:
         first_line = (err.message or str(err)).strip().splitlines()[0][:300]
-        raise DataFormatError(
-            f"Could not decode an image near position {start} of the split ({first_line}). "
-            "A file may be truncated or not an image; load with verify=... to check the "
-            "folder against its published hashes."
-        ) from None
+        raise bad_image_error(split_dir, image_shape, image_size, first_line) from None
     if start != count:
         raise DataFormatError(f"Read {start} images where the listing had {count}.")
     return images, labels
+
+
+# The files tfds's ImageFolder reads (its `_SUPPORTED_IMAGE_FORMAT`).
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+
+
+def _images_in(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def _class_folders(split_dir: Path) -> list[Path]:
+    if not split_dir.is_dir():
+        return []
+    return sorted(p for p in split_dir.iterdir() if p.is_dir())   # follows links, as tfds does
+
+
+def check_class_folders(root: Path, class_names, train_split: str, test_split: str,
+                        allow_missing_classes: bool = False) -> None:
+    """Refuses class folders that would silently change what the model learns.
+
+    The label set is every class folder name of every split (tfds's
+    ImageFolder), so an empty class folder (or a link to a folder without
+    images) made the model one class wider, and a class with no training image
+    can never be predicted: both are refused. A class with training images and
+    no test image is refused unless `allow_missing_classes` (then a warning
+    names it): its test accuracy would silently leave it out.
+    """
+    root = Path(root)
+    counts = {split: {p.name: len(_images_in(p)) for p in _class_folders(root / split)}
+              for split in (train_split, test_split)}
+    empty = [str(root / split / name) for split, by_class in counts.items()
+             for name, n in by_class.items() if n == 0]
+    if empty:
+        raise DataFormatError(
+            f"Class folder(s) {empty} hold no images ({'/'.join(IMAGE_EXTENSIONS)}); each "
+            "class folder is a class, so the model would have a class it never sees. Remove "
+            "them or add their images.")
+    untrained = [c for c in class_names if not counts[train_split].get(c)]
+    if untrained:
+        raise DataFormatError(
+            f"Class(es) {untrained} of {root} have no '{train_split}' images (they appear only "
+            f"in another split), so the model could never predict them. Add their training "
+            f"images or remove their folders. Classes in '{train_split}': "
+            f"{sorted(counts[train_split])}.")
+    untested = [c for c in class_names if not counts[test_split].get(c)]
+    if untested:
+        message = (f"Class(es) {untested} of {root} have training images but no "
+                   f"'{test_split}' images: test accuracy leaves them out.")
+        if not allow_missing_classes:
+            raise DataFormatError(f"{message} Add their test images, or load with "
+                                  "allow_missing_classes=True to accept it.")
+        warnings.warn(f"{message} (allow_missing_classes=True)", stacklevel=3)
+
+
+def bad_image_error(split_dir, image_shape, image_size=None, detail: str = "") -> DataFormatError:
+    """The error naming the file of `split_dir` that broke decoding, and what is wrong with it.
+
+    Only called once decoding failed, so reading every file once more (seconds
+    for 50,000 JPEGs) costs nothing in a run that works.
+    """
+    split_dir = Path(split_dir)
+    for path in _images_in_split(split_dir):
+        try:
+            image = tf.io.decode_image(path.read_bytes(), channels=3, expand_animations=False)
+        except (tf.errors.OpError, ValueError) as err:
+            reason = (getattr(err, "message", None) or str(err)).strip().splitlines()[0][:200]
+            return DataFormatError(
+                f"Image {path} cannot be decoded ({reason}): it is truncated or not a "
+                "JPEG/PNG image. Replace or remove it.")
+        shape = tuple(int(d) for d in image.shape)
+        if image_size is None and shape != tuple(image_shape):
+            return DataFormatError(
+                f"Image {path} is {shape[0]}x{shape[1]}, but the first training image is "
+                f"{image_shape[0]}x{image_shape[1]}: every image must have one size. Resize "
+                "it, or load with image_size=(height, width) to resize them all.")
+    return DataFormatError(f"Could not read the images of {split_dir} ({detail}).")
+
+
+def _images_in_split(split_dir: Path):
+    for folder in _class_folders(split_dir):
+        yield from _images_in(folder)

@@ -135,6 +135,9 @@ class DistillConfig:
             if not isinstance(value, (int, float)) or math.isnan(value) or value < 0:
                 raise ValueError(
                     f"DistillConfig.{name} must be a non-negative number. Received: {name}={value!r}.")
+            if math.isinf(value):
+                raise ValueError(
+                    f"DistillConfig.{name} must be finite. Received: {name}={value!r}.")
         if self.temperature == 0:
             raise ValueError("DistillConfig.temperature must be > 0. Received: temperature=0.")
         from kdkeras.losses import FSP_MODES

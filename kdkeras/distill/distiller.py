@@ -29,6 +29,7 @@ from kdkeras.distill import ensemble, feature_terms
 from kdkeras.distill.adapters import build_adapters, tap_channels
 from kdkeras.distill.beta import combine_gradients
 from kdkeras.distill.config import DistillConfig
+from kdkeras.distill.teacher_checks import check_teacher_set
 from kdkeras.distill.teacher_precision import reduced_precision_teacher, resolve_teacher_dtype
 from kdkeras.models.folding import fold_batch_norms
 from kdkeras.models.taps import tap_names as default_tap_names
@@ -125,6 +126,7 @@ class Distiller(keras.Model):
             raise ValueError(
                 f"Method {config.method!r} distils from teachers, but none were given. "
                 "Pass teachers=[...] or use method 'student'.")
+        check_teacher_set(student, teachers)
         n_classes = _num_classes(student)
         for k, t in enumerate(teachers):
             if _num_classes(t) != n_classes:

@@ -14,6 +14,10 @@ record), else from the results directory. The paper's figures come from `paper_r
 directory, else from `results/`.
 A missing or partial table is reported in words, never as an exception, so the
 notebooks run whatever has been reproduced so far.
+
+Writing (`write_table_record`) never replaces a table file with a worse one: a
+reproduction that failed (bad flags, a crash in a row) keeps the file that had
+more finished rows, and its own record goes elsewhere.
 """
 
 from __future__ import annotations
@@ -98,6 +102,40 @@ def paper_figures(number: int, paper: Optional[dict] = None) -> dict:
 def missing_message(number: int, path=None) -> str:
     return (f"**Table {number}: no result yet** (`{table_path(number, path)}` does not exist). "
             f"Run `python experiments/reproduce.py --table={number} --preset=...` to make it.")
+
+
+# --- Writing ----------------------------------------------------------------------
+def finished_rows(record: dict) -> set:
+    """The labels of a table record's rows that hold a result."""
+    return {r["label"] for r in record.get("rows", ()) if r.get("status") == "ok"}
+
+
+def write_table_record(path, record: dict, rejected_dir=None) -> tuple[Path, bool]:
+    """Writes `record` to `path` unless the file there has a finished row it lacks.
+
+    A row finished in the file and not in `record` (an error, or missing) means
+    `record` would lose a result: the file is kept, and `record` goes to
+    `rejected_dir/<name>` if given (so the failure can be read). Returns the path
+    written and whether it is `path`. The write is atomic (temporary file, rename).
+    """
+    from kdkeras.training.provenance import write_json_atomic
+
+    path = Path(path)
+    old = None
+    if path.exists():
+        try:
+            old = json.loads(path.read_text())
+        except (OSError, ValueError):
+            old = None   # an unreadable file holds no result to keep
+    lost = sorted(finished_rows(old) - finished_rows(record)) if isinstance(old, dict) else []
+    if lost:
+        if rejected_dir is None:
+            return path, False
+        target = Path(rejected_dir) / path.name
+        write_json_atomic(target, record)
+        return target, False
+    write_json_atomic(path, record)
+    return path, True
 
 
 # --- Markdown rendering -----------------------------------------------------------

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import gc
 import json
 import os
@@ -32,6 +33,7 @@ import keras
 
 from kdkeras.data import DataError, load_dataset
 from kdkeras.distill.stages import finished_results, stage_configs
+from kdkeras.reporting.tables_io import write_table_record
 from kdkeras.reproduce import records
 from kdkeras.reproduce import tables as paper_tables
 from kdkeras.reproduce.model_cost import ModelCosts
@@ -39,7 +41,6 @@ from kdkeras.reproduce.records import TEACHER_MODELS
 from kdkeras.reproduce.settings import SYNTHETIC, Settings, options_slug
 from kdkeras.training.config import DistillRunConfig, TrainConfig, resolve_config
 from kdkeras.training.guards import TrainingInterrupted
-from kdkeras.training.provenance import write_json_atomic
 from kdkeras.training.runs import distill_model, train_model
 
 
@@ -139,6 +140,11 @@ class Reproducer:
             self.train(model, seed, family)
         return [str(self.model_dir(model, s, family) / "model.keras") for s in seeds]
 
+    def distill_fn(self):
+        """`distill_model`; with one checkpoint as all K teachers, told that it is meant."""
+        return functools.partial(distill_model,
+                                 allow_duplicate_teachers=self.s.reuse_one_teacher)
+
     def distill(self, row: paper_tables.Run, seed: int, family: str):
         teachers = self.teacher_paths(row.teacher, row.num_teachers, family)
         workdir = (self.root(family) / "distill" / f"{row.teacher}-{row.model}"
@@ -146,7 +152,7 @@ class Reproducer:
         cfg = self.config(DistillRunConfig, family, workdir, model=row.model,
                           teacher_model=row.teacher, teachers=tuple(teachers), method=row.method,
                           distill_options=row.options, seed=seed)
-        return self._run(cfg, distill_model, f"{row.label}, seed {seed}", family)
+        return self._run(cfg, self.distill_fn(), f"{row.label}, seed {seed}", family)
 
     def stages(self, row: paper_tables.Run, seed: int, family: str):
         teachers = self.teacher_paths(row.chain[0], row.num_teachers, family)
@@ -158,8 +164,8 @@ class Reproducer:
         results = None
         # The same chain as `run_stages`, one stage at a time so that each is cached.
         for i, cfg in enumerate(stage_configs(row.chain, first)):
-            results = self._run(cfg, distill_model, f"{row.label} [stage {i + 1}], seed {seed}",
-                                family)
+            results = self._run(cfg, self.distill_fn(),
+                                f"{row.label} [stage {i + 1}], seed {seed}", family)
             if row.stage == i + 1:
                 break
         return results
@@ -291,8 +297,13 @@ def _reproduce(numbers, settings: Settings) -> int:
         if settings.dry_run:
             continue
         path = Path(settings.results_dir) / f"table_{n}.json"
-        write_json_atomic(path, record)
-        print(f"  -> {path} ({record['status']}, {time.perf_counter() - start:.1f} s)", flush=True)
+        written, replaced = write_table_record(path, record, Path(settings.runs_dir) / "rejected")
+        if not replaced:   # a failed run never replaces a file with more finished rows
+            print(f"  kept {path}: it holds rows this run did not finish; this run's record "
+                  f"is {written}", file=sys.stderr, flush=True)
+            failed = failed or 1
+        print(f"  -> {written} ({record['status']}, {time.perf_counter() - start:.1f} s)",
+              flush=True)
     if settings.dry_run:
         runs = {key: (label, state) for label, key, state in rep.log}
         for key, (label, state) in runs.items():

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +22,9 @@ from kdkeras import models
 from kdkeras.distill import Distiller, method_config
 from kdkeras.training.checkpoints import field_defaults, prepare_run_dir
 from kdkeras.training.config import DistillRunConfig, TrainConfig
+from kdkeras.training.preflight import (check_run_config, check_teacher_input,
+                                        check_teacher_paths, check_writable_dir)
+from kdkeras.training.run_lock import RunLock
 from kdkeras.training.strategy import chief_writes, get_strategy
 from kdkeras.training.teacher_recipes import check_init_from, initialise_from
 from kdkeras.training.trainer import fit_in_run_dir
@@ -62,23 +67,27 @@ def _strategy_scope(config: TrainConfig):
 def train_model(config: TrainConfig, splits=None, *, fit: Callable = fit_in_run_dir) -> dict:
     """Trains `config.model` from scratch (the `student` method, no teachers)."""
     models.spec(config.model)
+    check_run_config(config)
+    check_writable_dir(config.workdir, "--workdir")
     if config.init_from:
         check_init_from(config.init_from)
     splits = splits or _load_data(config)
     _check_batch(config, splits)
-    run_dir = prepare_run_dir(config.workdir, config.to_dict(), resume=config.resume,
-                              overwrite=config.overwrite, defaults=field_defaults(config))
-    keras.utils.set_random_seed(config.seed)  # the initial weights are the seed's
-    with _strategy_scope(config):
-        model = build_model(config.model, splits)
-        if config.init_from:   # a branched teacher (teacher_recipes): its parent's weights
-            initialise_from(model, config.init_from)
-        trainer = Distiller(model, [], method_config("student"), weight_decay=config.weight_decay)
-    return fit(trainer, splits, config, run_dir, save_name="model.keras")
+    with RunLock(config.workdir):   # one process at a time in a run directory
+        run_dir = prepare_run_dir(config.workdir, config.to_dict(), resume=config.resume,
+                                  overwrite=config.overwrite, defaults=field_defaults(config))
+        keras.utils.set_random_seed(config.seed)  # the initial weights are the seed's
+        with _strategy_scope(config):
+            model = build_model(config.model, splits)
+            if config.init_from:   # a branched teacher (teacher_recipes): its parent's weights
+                initialise_from(model, config.init_from)
+            trainer = Distiller(model, [], method_config("student"),
+                                weight_decay=config.weight_decay)
+        return fit(trainer, splits, config, run_dir, save_name="model.keras")
 
 
 def load_teacher(path, *, expected_model: str | None = None,
-                 num_classes: int | None = None) -> keras.Model:
+                 num_classes: int | None = None, image_shape=None) -> keras.Model:
     """Loads a teacher `.keras` file with clear errors for every way it can be wrong."""
     path = Path(path)
     if path.is_dir() and (path / "model.keras").exists():
@@ -100,6 +109,8 @@ def load_teacher(path, *, expected_model: str | None = None,
     if num_classes is not None and n != num_classes:
         raise TeacherError(
             f"Teacher checkpoint {path} predicts {n} classes but the dataset has {num_classes}.")
+    if image_shape is not None:
+        check_teacher_input(model, path, image_shape)
     return model
 
 
@@ -117,12 +128,38 @@ def teacher_configs(config: DistillRunConfig) -> list[TrainConfig]:
             for k in range(config.train_teachers)]
 
 
+def check_duplicate_teacher_paths(paths, allow: bool) -> None:
+    """The same checkpoint twice is K=1 at K times the cost: refused unless `allow`."""
+    seen = {}
+    for k, p in enumerate(paths):
+        key = os.path.realpath(p) if str(p).strip() else p
+        if key in seen:
+            message = (f"--teachers gives the same checkpoint twice (entries {seen[key] + 1} and "
+                       f"{k + 1}: {p}); K copies of one teacher distil as one teacher does, "
+                       "at K times the cost.")
+            if not allow:
+                raise ValueError(f"{message} Pass distinct teachers, or "
+                                 "--allow_duplicate_teachers to run it anyway (plumbing tests).")
+            warnings.warn(f"{message} Running it as asked (--allow_duplicate_teachers).",
+                          stacklevel=3)
+            return
+        seen[key] = k
+
+
 @chief_writes
 def distill_model(config: DistillRunConfig, splits=None, *,
-                  fit: Callable = fit_in_run_dir) -> dict:
-    """Distils `config.model` from K teachers (given or trained first, by the same `fit`)."""
+                  fit: Callable = fit_in_run_dir, allow_duplicate_teachers: bool = False) -> dict:
+    """Distils `config.model` from K teachers (given or trained first, by the same `fit`).
+
+    `allow_duplicate_teachers`: accept one checkpoint given more than once (with
+    a warning), as the smoke reproduction does to test the K-teacher plumbing.
+    """
     models.spec(config.model)
     models.spec(config.teacher_model)
+    check_run_config(config)
+    check_teacher_paths(config.teachers)
+    check_duplicate_teacher_paths(config.teachers, allow_duplicate_teachers)
+    check_writable_dir(config.workdir, "--workdir")
     distill_config = method_config(config.method, **dict(config.distill_options))
     splits = splits or _load_data(config)
     _check_batch(config, splits)
@@ -130,7 +167,8 @@ def distill_model(config: DistillRunConfig, splits=None, *,
     # Validate given checkpoints before any training starts.
     with _strategy_scope(config):
         teachers = [load_teacher(p, expected_model=config.teacher_model,
-                                 num_classes=splits.num_classes) for p in teacher_paths]
+                                 num_classes=splits.num_classes, image_shape=splits.image_shape)
+                    for p in teacher_paths]
     if config.method != "student" and not teachers and not config.train_teachers:
         raise ValueError(f"Method {config.method!r} needs teachers: pass --teachers=PATHS "
                          "or --train_teachers=K.")
@@ -139,6 +177,11 @@ def distill_model(config: DistillRunConfig, splits=None, *,
         # with untrained stand-ins, not after the teachers have trained.
         Distiller(build_model(config.model, splits),
                   [build_model(config.teacher_model, splits)], distill_config)
+    with RunLock(config.workdir):   # one process at a time in a run directory
+        return _distill_in_run_dir(config, splits, distill_config, teachers, teacher_paths, fit)
+
+
+def _distill_in_run_dir(config, splits, distill_config, teachers, teacher_paths, fit) -> dict:
     run_dir = prepare_run_dir(config.workdir, config.to_dict(), resume=config.resume,
                               overwrite=config.overwrite, defaults=field_defaults(config))
     for tcfg in teacher_configs(config):

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import keras
 
-from kdkeras.training.checkpoints import (EpochCheckpoint, restore_latest, trim_csv_history,
-                                          write_atomic)
+from kdkeras.training.checkpoints import EpochCheckpoint, restore_latest, write_atomic
 from kdkeras.training.guards import NonFiniteGuard, SignalStop
 from kdkeras.training.config import TrainConfig
 from kdkeras.training.provenance import provenance, write_json_atomic
@@ -53,6 +52,44 @@ def input_pipelines(splits, config: TrainConfig, initial_epoch: int = 0):
                                seed=config.seed, augment=False, subset=_subset(config.test_subset, splits.num_test),
                                labels=getattr(splits, "test_labels", None), **stats)
     return train, test
+
+
+def sync_csv_history(path, history: list) -> None:
+    """Makes a CSVLogger file hold exactly the epochs of `history` (the checkpoint's).
+
+    A run stopped or killed mid-epoch may have logged a row for an epoch that was
+    never checkpointed (dropped: the resumed run logs it again); a run killed
+    after a checkpoint was committed and before the logger wrote its row lacks
+    that row (written from `history`). Rows are keyed by the 0-based `epoch`
+    column; those already there keep their text.
+    """
+    path = Path(path)
+    if not path.exists():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    if not lines:
+        return
+    header = lines[0].rstrip("\r\n").split(",")
+    if "epoch" not in header:
+        return
+    col = header.index("epoch")
+    by_epoch = {}
+    for line in lines[1:]:
+        cells = line.rstrip("\r\n").split(",")
+        try:
+            by_epoch.setdefault(int(float(cells[col])), line)
+        except (ValueError, IndexError):
+            continue
+    kept = [lines[0]]
+    for row in history:
+        epoch = int(row["epoch"]) - 1
+        line = by_epoch.get(epoch)
+        if line is None:
+            cells = [str(epoch) if name == "epoch" else repr(row.get(name, "")) for name in header]
+            line = ",".join(cells) + "\n"
+        kept.append(line if line.endswith("\n") else line + "\n")
+    if kept != lines:
+        write_atomic(path, lambda tmp: Path(tmp).write_text("".join(kept)), what="history")
 
 
 def save_model_atomic(model: keras.Model, path) -> Path:
@@ -99,7 +136,8 @@ def fit_in_run_dir(model, splits, config: TrainConfig, run_dir, *, save_name: st
         initial_epoch, history = restore_latest(model, run_dir) if config.resume else (0, [])
     if initial_epoch:
         print(f"Resuming {run_dir} after epoch {initial_epoch}/{config.epochs}.", flush=True)
-        trim_csv_history(run_dir / "history.csv", initial_epoch)
+    if config.resume:
+        sync_csv_history(run_dir / "history.csv", history)
     # A branched run (init_from, teacher_recipes) continues its parent's schedule there.
     initial_epoch = max(initial_epoch, getattr(config, "start_epoch", 0))
     train_ds, test_ds = pipelines(splits, config, initial_epoch)

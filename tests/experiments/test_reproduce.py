@@ -93,3 +93,46 @@ def test_a_sigterm_to_parallel_jobs_stops_every_child(tmp_path):
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+def _git_status():
+    import subprocess
+
+    from helpers import REPO
+
+    return subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=REPO,
+                          capture_output=True, text=True, check=True).stdout
+
+
+def test_a_smoke_run_writes_to_its_run_folder_and_bad_flags_keep_its_result(tmp_path):
+    """Issue 18: the tracked results/ only when asked. Issue 21: a run refused for its
+    flags (here --epochs=0) never replaces a complete table file."""
+    before = _git_status()
+    runs = tmp_path / "runs"
+    proc = run_script("reproduce.py", "--table=2", "--preset=smoke", f"--runs_dir={runs}")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    table = runs / "tables" / "table_2.json"
+    assert json.loads(table.read_text())["status"] == "complete"
+    assert _git_status() == before                  # the checkout is left as it was
+    complete = table.read_bytes()
+    proc = run_script("reproduce.py", "--table=2", "--preset=smoke", "--epochs=0",
+                      f"--runs_dir={runs}")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "error: epochs must be a positive integer. Received: epochs=0.")
+    assert "  run " not in proc.stdout              # refused before any run
+    assert table.read_bytes() == complete
+
+
+@pytest.mark.parametrize("table, message", [
+    ("2-1", "error: --table='2-1' is an empty range (2-1: 2 > 1); write 1-2."),
+    ("abc", "error: --table must be 'all', a number, 'N,M' or 'N-M' with N <= M, tables "
+            "1..20. Received: --table='abc'."),
+])
+def test_a_bad_table_selection_is_refused_naming_the_flag(tmp_path, table, message):
+    proc = run_script("reproduce.py", f"--table={table}", "--preset=smoke",
+                      f"--runs_dir={tmp_path / 'runs'}")
+    assert proc.returncode == 2
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error")]
+    assert errors == [message] and "Traceback" not in proc.stderr
+    assert not (tmp_path / "runs").exists()

@@ -32,6 +32,7 @@ def teachers(tmp_path_factory):
     files = {
         "resnet8": models.get("resnet8", num_classes=4, input_shape=shape),
         "resnet8_5_classes": models.get("resnet8", num_classes=5, input_shape=shape),
+        "resnet8_48x48": models.get("resnet8", num_classes=4, input_shape=(48, 48, 3)),
     }
     paths = {}
     for name, model in files.items():
@@ -159,7 +160,58 @@ CASES = [
      "weight_decay must be >= 0. Received: weight_decay=nan."),
     ("batch larger than the data", lambda w, s, t: _train(w, s, batch_size=128),
      "batch_size=128 is larger than the training data (64 examples). Lower --batch_size"),
+    # Issue 21: errors that came after the run directory was made, and silent acceptances.
+    ("negative seed", lambda w, s, t: _train(w, s, seed=-1),
+     "--seed must be an integer in 0..4294967295. Received: --seed=-1."),
+    ("momentum above 1", lambda w, s, t: _train(w, s, momentum=5.0),
+     "--momentum must lie in [0, 1] (the paper's is 0.9). Received: --momentum=5.0."),
+    ("teacher built for other inputs",
+     lambda w, s, t: _distill(w, s, teachers=(str(t["resnet8_48x48"]),)),
+     "resnet8_48x48.keras takes inputs of shape (48, 48, 3), but the run's images are "
+     "(16, 16, 3)"),
+    ("empty entry in --teachers",
+     lambda w, s, t: _distill(w, s, teachers=(str(t["resnet8"]), "", str(t["resnet8"]))),
+     "--teachers has an empty entry (position 2 of 3:"),
+    ("the same teacher checkpoint twice",
+     lambda w, s, t: _distill(w, s, teachers=(str(t["resnet8"]), str(t["resnet8"]))),
+     "--teachers gives the same checkpoint twice (entries 1 and 2: "),
+    ("the student among its teachers",
+     lambda w, s, t: _distiller_of_student_and_itself(),
+     "Teacher 0 (resnet8) is the student itself (or shares its weights): teachers are "
+     "frozen, so the student would not train."),
+    ("one teacher model given twice",
+     lambda w, s, t: _distiller(s, [_resnet8_teacher()] * 2),
+     "Teachers 0 and 1 are the same model (resnet8); K copies of one teacher distil as that "
+     "one teacher does"),
+    ("infinite Gram weight", lambda w, s, t: _method("ours", gram_weight=math.inf),
+     "DistillConfig.gram_weight must be finite. Received: gram_weight=inf."),
+    ("infinite temperature", lambda w, s, t: _method("hinton", temperature=math.inf),
+     "DistillConfig.temperature must be finite. Received: temperature=inf."),
+    ("workdir that is a file", lambda w, s, t: _train(_a_file(w), s),
+     "is a file, not a folder. Choose another --workdir."),
+    ("workdir under a file", lambda w, s, t: _train(_a_file(w) / "run", s),
+     "cannot be made:"),
 ]
+
+
+def _a_file(workdir):
+    """A file where the run directory's parent would go (the test checks `workdir` stays absent)."""
+    path = workdir.parent / "a-file"
+    path.write_text("not a folder")
+    return path
+
+
+def _resnet8_teacher():
+    from kdkeras import models
+
+    return models.get("resnet8", num_classes=4, input_shape=(16, 16, 3))
+
+
+def _distiller_of_student_and_itself():
+    from kdkeras.distill import Distiller, method_config
+
+    student = _resnet8_teacher()
+    return Distiller(student, [student], method_config("ours"))
 
 
 @pytest.mark.parametrize("call, message", [c[1:] for c in CASES], ids=[c[0] for c in CASES])

@@ -61,12 +61,58 @@ def test_truncated_image_fails_its_checksum(image_folder, capsys):
     assert "A file is missing, truncated, changed or extra" in err
 
 
-def test_file_that_is_no_image_is_a_data_error_not_a_traceback(image_folder, capsys):
+def test_file_that_is_no_image_is_a_data_error_naming_the_file(image_folder, capsys):
     from kdkeras.data import load_dataset
 
-    (image_folder / "train" / "cat" / "0.jpg").write_bytes(b"\x00" * 10)
+    victim = image_folder / "train" / "cat" / "0.jpg"
+    victim.write_bytes(b"\x00" * 10)
     err = _cli_error(capsys, lambda: load_dataset("image_folder", image_folder))
-    assert "Could not decode an image" in err and "A file may be truncated or not an image" in err
+    assert err.startswith(f"error: Image {victim} cannot be decoded (")
+    assert "it is truncated or not a JPEG/PNG image. Replace or remove it." in err
+    assert "verify" not in err          # no option the command line lacks
+
+
+def test_image_of_another_size_is_named_with_its_size(image_folder, capsys):
+    from kdkeras.data import load_dataset
+
+    victim = image_folder / "test" / "dog" / "2.jpg"
+    pixels = np.zeros((8, 12, 3), np.uint8)
+    victim.write_bytes(tf.io.encode_jpeg(pixels).numpy())
+    err = _cli_error(capsys, lambda: load_dataset("image_folder", image_folder))
+    assert (f"error: Image {victim} is 8x12, but the first training image is 8x8: every image "
+            "must have one size. Resize it, or load with image_size=(height, width)") in err
+
+
+@pytest.mark.parametrize("problem", ["empty class folder", "link to an empty folder"])
+def test_class_folder_without_images_is_refused(image_folder, tmp_path, capsys, problem):
+    from kdkeras.data import load_dataset
+
+    bird = image_folder / "train" / "bird"
+    if problem == "empty class folder":
+        bird.mkdir()
+    else:
+        (tmp_path / "nothing").mkdir()
+        bird.symlink_to(tmp_path / "nothing")
+    err = _cli_error(capsys, lambda: load_dataset("image_folder", image_folder))
+    assert f"Class folder(s) ['{bird}'] hold no images (.jpg/.jpeg/.png)" in err
+
+
+def test_a_class_missing_from_one_split_is_refused_or_allowed_with_a_warning(image_folder,
+                                                                            capsys):
+    from kdkeras.data import load_dataset
+
+    shutil.move(image_folder / "test" / "dog", image_folder / "dog-test")
+    err = _cli_error(capsys, lambda: load_dataset("image_folder", image_folder))
+    assert (f"Class(es) ['dog'] of {image_folder} have training images but no 'test' images: "
+            "test accuracy leaves them out. Add their test images, or load with "
+            "allow_missing_classes=True") in err
+    with pytest.warns(UserWarning, match=r"Class\(es\) \['dog'\] .* no 'test' images"):
+        splits = load_dataset("image_folder", image_folder, allow_missing_classes=True)
+    assert splits.num_classes == 2 and (splits.num_train, splits.num_test) == (6, 3)
+    shutil.move(image_folder / "dog-test", image_folder / "test" / "dog")
+    shutil.move(image_folder / "train" / "cat", image_folder / "cat-train")
+    err = _cli_error(capsys, lambda: load_dataset("image_folder", image_folder))
+    assert f"Class(es) ['cat'] of {image_folder} have no 'train' images" in err
 
 
 @pytest.mark.skipif(not CIFAR10_JPEG.exists(), reason="CIFAR-10 (JPEG) copy not found")

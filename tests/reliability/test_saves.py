@@ -4,6 +4,8 @@ JSON record: a clear error, no partial file, the previous file intact."""
 import errno
 import json
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -58,7 +60,10 @@ def test_disk_full_while_checkpointing_leaves_the_previous_checkpoint(tmp_path, 
     callback = _checkpointer(model, tmp_path)
     _end_epoch(callback, 0)
     if fault == "write":
-        monkeypatch.setattr(type(model), "save_weights", _half_written_then_full)
+        def half_written_then_full(path, data):
+            Path(path).write_bytes(data[:100])   # what got out before the disk filled
+            raise ENOSPC
+        monkeypatch.setattr(checkpoints, "write_bytes_synced", half_written_then_full)
     else:
         def full_on_rename(src, dst):
             raise ENOSPC
@@ -108,3 +113,44 @@ def test_disk_full_while_writing_json_keeps_the_old_file(tmp_path, monkeypatch):
     assert info.value.errno == errno.ENOSPC
     assert [p.name for p in tmp_path.iterdir()] == ["history.json"]
     assert json.loads(target.read_text()) == [{"epoch": 1}]
+
+
+def _can_mount_tmpfs() -> bool:
+    if shutil.which("unshare") is None:
+        return False
+    probe = subprocess.run(["unshare", "-rm", "sh", "-c", "mount -t tmpfs -o size=1m tmpfs /mnt"],
+                           capture_output=True)
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(not _can_mount_tmpfs(), reason="needs `unshare -rm` to mount a tmpfs")
+def test_a_real_full_disk_is_one_line_and_the_run_resumes(tmp_path):
+    """The run on a 1 MB tmpfs: epoch 1's checkpoint (0.7 MB) fits, epoch 2's does not.
+
+    Before the fix h5py raised from its finalisers and the process died of a
+    segfault (exit 139), from the run and from its `--resume` alike.
+    """
+    driver = Path(__file__).resolve().parent / "fault_driver.py"
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    run = mount / "run"
+    script = (f"mount -t tmpfs -o size=1m tmpfs {mount} || exit 99; "
+              f"{sys.executable} {driver} {run} 2>&1; echo first-exit=$?; "
+              f"{sys.executable} {driver} {run} --resume 2>&1; echo resume-exit=$?; "
+              f"cd {run} && find . -type f | sort")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
+    proc = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True,
+                          text=True, timeout=600, env=env)
+    out = proc.stdout
+    assert "first-exit=1" in out and "resume-exit=1" in out, out[-4000:]
+    assert "Resuming " in out and " after epoch 1/2." in out       # epoch 1 was intact
+    errors = [line for line in out.splitlines() if line.startswith("error:")]
+    assert errors == 2 * [
+        f"error: Could not write the checkpoint of epoch 2 {run}/checkpoints/"
+        "epoch-0002.weights.h5 (the disk is full); no partial file was left, and the checkpoint "
+        "of epoch 1 is intact. Free some space (or fix the error) and continue with --resume."]
+    assert "Traceback" not in out and "h5py" not in out and "Segmentation" not in out
+    files = out.split("resume-exit=1", 1)[1].split()
+    assert "./checkpoints/epoch-0001.weights.h5" in files
+    assert not any(Path(f).name.startswith("tmp-") or f.endswith(".tmp") for f in files), files
+    assert "./checkpoints/epoch-0002.weights.h5" not in files and "./model.keras" not in files
