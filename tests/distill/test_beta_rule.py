@@ -139,3 +139,27 @@ def test_sseung0703_rule_matches_upstream_per_variable(seed):
                                    rtol=1e-5, atol=1e-7)
     # At least one variable of each seed is clipped and one is not (both branches run).
     assert {v["clipped"] for v in ref["variables"]} == {True, False}
+
+
+def test_student_side_adapters_learn_under_sskd_svd():
+    # The measurement: with the sseung0703 rule the student-side adapters
+    # of sskd_svd got a zero update (weight decay 0). They must move now.
+    import keras
+
+    from kdkeras import models
+    from kdkeras.distill import Distiller, method_config
+
+    shape = dict(num_classes=3, input_shape=(8, 8, 3))
+    keras.utils.set_random_seed(0)
+    d = Distiller(models.get("resnet8", **shape), [models.get("resnet8", **shape)],
+                  method_config("sskd_svd", always_adapt=True, adapter_side="student"),
+                  weight_decay=0.0)
+    d.compile(optimizer=keras.optimizers.SGD(learning_rate=0.1))
+    assert d.adapters
+    before = [np.array(ops.convert_to_numpy(a.kernel)) for a in d.adapters]
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (4, 8, 8, 3)).astype("float32")
+    y = rng.integers(0, 3, 4).astype("int32")
+    d.train_step((x, y))
+    moved = [np.abs(ops.convert_to_numpy(a.kernel) - b).max() for a, b in zip(d.adapters, before)]
+    assert min(moved) > 0, moved
