@@ -16,7 +16,7 @@
 
 Saves the student alone as <workdir>/student.keras (no teachers, no adapters),
 with config, history, TensorBoard logs, checkpoints and results.json.
-Methods: student, hinton, fsp, fsp_kl, rkd, sskd_svd, p1, p1_p2, ours.
+Methods: student, hinton, fsp (two-stage), fsp_joint, fsp_kl, rkd, sskd_svd, p1, p1_p2, ours.
 """
 
 from absl import app, flags
@@ -37,7 +37,8 @@ flags.DEFINE_string("cross_depth", None, "P1: Gram pairs up to this distance (1=
 flags.DEFINE_boolean("use_kl", None, "P2: the KL(p_T||p_S) term.")
 flags.DEFINE_float("temperature", None, "Softmax temperature of the KL term.")
 flags.DEFINE_float("gram_weight", None, "λ of the Gram loss (Eq. 4).")
-flags.DEFINE_enum("gram_reduction", None, ["mean", "sum"], "Gram loss reduction.")
+flags.DEFINE_enum("gram_reduction", None, ["mean", "sum", "mean_over_pairs"],
+                  "Gram loss reduction (mean_over_pairs: Eq. 4 as printed).")
 flags.DEFINE_enum("pool", None, ["avg", "max"], "Pooling of the larger map of a Gram pair.")
 flags.DEFINE_enum("beta_mode", None, ["paper", "inverted", "sseung0703", "off"], "β rule.")
 flags.DEFINE_enum("beta_terms", None, ["kl+feature", "feature"], "Terms forming ∇KD for β.")

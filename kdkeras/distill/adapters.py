@@ -1,6 +1,6 @@
 """1×1 convolution adapters that make teacher and student tap channels match.
 
-The paper (Sec. 3.5) puts a trainable 1×1 conv on each teacher tap whose channel
+The paper (Sec. V-B) puts a trainable 1×1 conv on each teacher tap whose channel
 count differs from the student's, trains it with the distillation loss, and
 discards it afterwards. Adapters are bias-free: a bias-free 1×1 conv W is a
 linear map of channels, so G(F1·W1, F2·W2) = W1ᵀ·G(F1, F2)·W2, which keeps the

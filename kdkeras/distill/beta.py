@@ -1,4 +1,4 @@
-"""The sigmoid-β gradient split of Chou, Chiu & Liao (2021), Sec. 3.4.
+"""The sigmoid-β gradient split of Chou, Chiu & Liao (2021), Sec. III-D.
 
 The paper computes the gradients of the classification loss and of the
 distillation loss with respect to the student separately and scales the
@@ -19,9 +19,15 @@ unchanged otherwise. The text leaves three things open; each is an option here
   distillation gradient that dominates the task gradient.
 
 `"sseung0703"` is the rule of the public TensorFlow KD code whose baselines the
-paper appears to use (sseung0703/KD_methods_with_TF, `op_util.py`): each
-variable's KD gradient is clipped by norm to ‖∇CE_v‖·sigmoid(epoch), where
-∇CE_v is that variable's own CE gradient. `"off"` applies ∇KD unchanged.
+paper appears to use (sseung0703/KD_methods_with_TF at 9fb5414, `op_util.py`):
+each variable's KD gradient is clipped by norm to ‖∇CE_v‖·sigmoid(epoch), where
+∇CE_v is that variable's own CE gradient. A variable that the CE loss does not
+reach at all (the 1×1 adapters, which only the distillation loss uses: the
+variables after `num_student_vars`, or any whose CE gradient is None) has no
+task gradient to clip against; upstream has no such variable (its
+`tf.square(None)` would fail), and a limit of 0 would freeze it. Here its KD
+gradient is applied unclipped: the clip protects the task's gradient on shared
+weights, and an adapter has none. `"off"` applies ∇KD unchanged.
 
 Everything here is `keras.ops`, so the TensorFlow and JAX train steps share it.
 """
@@ -75,6 +81,18 @@ def beta_scale(ce_norm, kd_norm, epoch, mode: str = "paper"):
     return scale, beta, tau
 
 
+def sseung0703_clip(ce_grad, kd_grad, epoch):
+    """One variable's KD gradient clipped by norm to ‖∇CE_v‖·sigmoid(epoch).
+
+    KD_methods_with_TF `op_util.py`: `tf.clip_by_norm(g_kd, ‖g_ce‖·sigmoid(epoch))`,
+    clip_by_norm(g, c) = g·c / max(‖g‖, c) = g·min(1, c/‖g‖). Its sigmoid is
+    replaced by 1 above 1 − 1e-8, which float32's sigmoid already rounds to 1.
+    """
+    limit = ops.sqrt(ops.sum(ops.square(ce_grad))) * ops.sigmoid(ops.cast(epoch, kd_grad.dtype))
+    norm = ops.sqrt(ops.sum(ops.square(kd_grad)))
+    return kd_grad * ops.minimum(ops.cast(1.0, kd_grad.dtype), limit / ops.maximum(norm, _EPS))
+
+
 def combine_gradients(ce_grads, kd_grads, extra_grads, epoch, mode: str = "paper",
                       num_student_vars: int | None = None):
     """The applied gradient ∇CE + extra + f(∇KD) for each variable, and the logs.
@@ -83,7 +101,8 @@ def combine_gradients(ce_grads, kd_grads, extra_grads, epoch, mode: str = "paper
     variables (None where a term does not reach a variable; `extra_grads` holds
     terms outside the β rule, e.g. weight decay). Norms are measured over the
     first `num_student_vars` variables (the student; the rest are adapters,
-    whose KD gradient gets the same scale). Returns `(grads, logs)` with logs
+    whose KD gradient gets the same scale; under `"sseung0703"` they have no CE
+    gradient and their KD gradient is not clipped). Returns `(grads, logs)` with logs
     `beta`, `tau`, `ce_grad_norm`, `kd_grad_norm`, `kd_scale`.
     """
     n = len(ce_grads) if num_student_vars is None else num_student_vars
@@ -94,12 +113,12 @@ def combine_gradients(ce_grads, kd_grads, extra_grads, epoch, mode: str = "paper
     for i, (gc, gk, ge) in enumerate(zip(ce_grads, kd_grads, extra_grads)):
         if gk is not None:
             if mode == "sseung0703":
-                # Per-variable clip_by_norm(g, c) = g·min(1, c/‖g‖); the cap at 1
-                # mirrors op_util.sigmoid's cut-off at 1−1e-8.
-                limit = (ops.sqrt(ops.sum(ops.square(gc))) if gc is not None else 0.0)
-                limit = limit * ops.sigmoid(ops.cast(epoch, "float32"))
-                gnorm = ops.sqrt(ops.sum(ops.square(gk)))
-                gk = gk * ops.minimum(1.0, limit / ops.maximum(gnorm, _EPS))
+                # Only the distillation loss reaches it (an adapter): no CE
+                # gradient to clip against, so its KD gradient goes unclipped
+                # (the module docstring says why). On JAX an unreached
+                # variable's CE gradient is zeros, not None: hence `i >= n`.
+                if gc is not None and i < n:
+                    gk = sseung0703_clip(gc, gk, epoch)
             else:
                 gk = gk * ops.cast(scale, gk.dtype)
         terms = [g for g in (gc, ge, gk) if g is not None]

@@ -13,6 +13,7 @@ import math
 from typing import Optional, Union
 
 from kdkeras.distill.beta import BETA_MODES
+from kdkeras.distill.init_stage import FSP_INIT_FRACTION
 
 FEATURE_LOSSES = (None, "gram", "fsp", "rkd", "svd")
 ADAPTER_SIDES = ("teacher", "student", "none")
@@ -36,9 +37,12 @@ class DistillConfig:
         adjacent pairs, 3 = the paper's "P1 (cross three layers)", 4 for
         MobileNet); a tuple uses exactly those distances (e.g. (2,) = cross-two).
       gram_weight: λ of Eq. 4, equal for every pair.
-      gram_reduction: `"mean"` averages the squared Gram differences over the
-        m×n entries; `"sum"` is Eq. 4's plain sum of squares (see
-        `kdkeras.losses.gram_loss` for why the default averages).
+      gram_reduction: how the squared Gram differences are reduced
+        (`kdkeras.losses.gram_loss`): `"mean_over_pairs"` is Eq. 4 as printed
+        (each Gram's m×n entries summed, then the mean over the B pairs);
+        `"sum"` adds the pairs' sums (B × Eq. 4); `"mean"` (every preset)
+        averages each pair over its m×n entries and adds the pairs, which
+        keeps one λ stable across tap widths (`gram_loss` says why).
       pool: how the larger map of a pair is pooled to the smaller (`"avg"`|`"max"`).
       use_kl: P2, KL(p_T‖p_S) on the softmax outputs.
       temperature: softmax temperature of the KL term (1 in the paper).
@@ -60,6 +64,12 @@ class DistillConfig:
         `"sseung0703"` (2×2 max-pool, ½‖·‖²×1e-3): the TF code whose baselines the
         paper appears to use; `"paper"` (Yim et al.'s plain sum of squares)
         diverged to inf in the first epoch of a ResNet-32 → ResNet-8 run here.
+      init_stage_fraction: the share of the run's epochs given to an
+        initialisation stage trained on the feature term alone, after which
+        the feature term is dropped and CE (with KL if `use_kl`) trains alone:
+        two-stage FSP as Yim et al., RepDistiller and sseung0703 run it
+        (`kdkeras.distill.init_stage`). 0 (default): one joint stage.
+        The `fsp*` presets use `init_stage.FSP_INIT_FRACTION` (30/240).
       teacher_precision: how the frozen teachers run (`TEACHER_PRECISIONS`):
         `"float32"` (default, the paper), `"bfloat16"` (bfloat16 copies of the
         teachers) or `"int8_ahead"` (int8 TFLite teachers calibrated on the
@@ -105,6 +115,7 @@ class DistillConfig:
     teacher_weighting: str = "mean"
     ensemble_kl: str = "mean_of_kls"
     teacher_alignment: str = "none"
+    init_stage_fraction: float = 0.0
 
     def __post_init__(self):
         def bad(field, allowed):
@@ -122,8 +133,19 @@ class DistillConfig:
             bad("adapter_side", ADAPTER_SIDES)
         if self.pool not in ("avg", "max"):
             bad("pool", ("avg", "max"))
-        if self.gram_reduction not in ("mean", "sum"):
-            bad("gram_reduction", ("mean", "sum"))
+        from kdkeras.losses import GRAM_LOSS_REDUCTIONS
+
+        if self.gram_reduction not in GRAM_LOSS_REDUCTIONS:
+            bad("gram_reduction", GRAM_LOSS_REDUCTIONS)
+        fraction = self.init_stage_fraction
+        if (isinstance(fraction, bool) or not isinstance(fraction, (int, float))
+                or not 0 <= fraction < 1):
+            raise ValueError("DistillConfig.init_stage_fraction must be in [0, 1). "
+                             f"Received: init_stage_fraction={fraction!r}.")
+        if fraction and self.feature_loss is None:
+            raise ValueError("DistillConfig.init_stage_fraction > 0 trains the feature term "
+                             "alone first, and this config has none (feature_loss=None). "
+                             f"Received: init_stage_fraction={fraction!r}.")
         if self.teacher_precision not in TEACHER_PRECISIONS:
             bad("teacher_precision", TEACHER_PRECISIONS)
         depths = (self.cross_depth,) if isinstance(self.cross_depth, int) else self.cross_depth
@@ -156,21 +178,28 @@ class DistillConfig:
 
 
 _HINTON_T, _HINTON_ALPHA = 4.0, 0.9
+_FSP = dict(feature_loss="fsp", cross_depth=1, use_kl=False, beta_mode="off")
 
-# The paper's method and its baselines. Baselines keep β off except SSKD_SVD,
-# whose original code (sseung0703) clips its distillation gradient by its rule.
+# The paper's method and its baselines. β is a factor of its own: only "ours"
+# has it on (SSKD_SVD keeps the gradient clip of its original code, sseung0703's
+# rule). FSP is two-stage as in its references (`init_stage`); "fsp_joint" is
+# the one-stage variant (FSP + CE from the first epoch), a kdkeras option.
+# "p1"/"p1_p2" are the paper's parts with its Gram loss, trained jointly;
+# the ablation tables build their P1/P2/P3 rows on the FSP baseline instead
+# (`kdkeras.reproduce.tables`, "under the same conditions as FSP").
 METHODS: dict[str, dict] = {
     "student": dict(feature_loss=None, use_kl=False, beta_mode="off"),
     "hinton": dict(feature_loss=None, use_kl=True, temperature=_HINTON_T,
                    kl_weight=_HINTON_ALPHA * _HINTON_T ** 2, ce_weight=1 - _HINTON_ALPHA,
                    beta_mode="off"),
-    "fsp": dict(feature_loss="fsp", cross_depth=1, use_kl=False, beta_mode="off"),
-    "fsp_kl": dict(feature_loss="fsp", cross_depth=1, use_kl=True, beta_mode="off"),
+    "fsp": dict(_FSP, init_stage_fraction=FSP_INIT_FRACTION),
+    "fsp_joint": dict(_FSP),
+    "fsp_kl": dict(_FSP, use_kl=True, init_stage_fraction=FSP_INIT_FRACTION),
     "rkd": dict(feature_loss="rkd", use_kl=False, beta_mode="off"),
     "sskd_svd": dict(feature_loss="svd", use_kl=False, beta_mode="sseung0703"),
     # The paper's ablation parts: P1 alone, P1+P2; P3 is the number of teachers.
-    "p1": dict(feature_loss="gram", cross_depth=3, use_kl=False),
-    "p1_p2": dict(feature_loss="gram", cross_depth=3, use_kl=True),
+    "p1": dict(feature_loss="gram", cross_depth=3, use_kl=False, beta_mode="off"),
+    "p1_p2": dict(feature_loss="gram", cross_depth=3, use_kl=True, beta_mode="off"),
     "ours": dict(feature_loss="gram", cross_depth=3, use_kl=True, beta_mode="paper"),
 }
 

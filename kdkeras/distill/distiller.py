@@ -2,10 +2,11 @@
 
 Chou, Chiu & Liao (2021) train the student with
 
-    L_total = CE + (1/K)·Σ_k KL(p_T,k ‖ p_S) + (1/K)·Σ_k L_KD,k           (Eq. 6)
+    L_total = CE + (1/K)·Σ_k KL(p_T,k ‖ p_S) + (1/K)·Σ_k L_KD,k           (Eq. 9)
 
-where L_KD,k is the cross-layer Gram loss (Eq. 4) against teacher k, and scale
-the distillation gradient by the sigmoid β of Sec. 3.4 (`kdkeras.distill.beta`).
+with the teacher means of the offline ensemble (Eq. 7–8), where L_KD,k is the
+cross-layer Gram loss (Eq. 4) against teacher k, and scale the distillation
+gradient by the sigmoid β of Sec. III-D (`kdkeras.distill.beta`).
 This class composes those terms (it computes none of them: `kdkeras.losses`
 does) and owns the gradient split. Every baseline of the paper is a
 `DistillConfig` of this same class (`kdkeras.distill.config.METHODS`).
@@ -25,7 +26,7 @@ import keras
 from keras import ops
 
 from kdkeras import losses as kd_losses
-from kdkeras.distill import ensemble, feature_terms
+from kdkeras.distill import ensemble, feature_terms, init_stage
 from kdkeras.distill.adapters import build_adapters, tap_channels
 from kdkeras.distill.beta import combine_gradients
 from kdkeras.distill.config import DistillConfig
@@ -261,6 +262,7 @@ class Distiller(keras.Model):
         callbacks = list(callbacks or [])
         if not any(isinstance(c, _EpochCallback) for c in callbacks):
             callbacks.insert(0, _EpochCallback())
+        init_stage.set_stage_epochs(self, kwargs.get("epochs", args[2] if len(args) > 2 else 1))
         x = ensemble.prepare_fit(self, x)   # fits teacher_alignment's rotations first
         if self.config.teacher_precision == "int8_ahead" and self.has_kd:
             x = self.with_int8_teachers_ahead(x)
@@ -321,9 +323,9 @@ class Distiller(keras.Model):
             if c.feature_loss is not None:
                 # The teacher mean; for the Gram losses with one student Gram per pair.
                 feature = feature_terms.feature_term(self, teacher_feats, s_feats)
-        weighted_kl = c.kl_weight * kl
-        weighted_feature = c.feature_weight * feature
-        ce_side = c.ce_weight * ce
+        # Two-stage FSP: the feature term alone first, then the task (init_stage.py).
+        ce_side, weighted_kl, weighted_feature = init_stage.gate_terms(
+            self, c.ce_weight * ce, c.kl_weight * kl, c.feature_weight * feature)
         if c.beta_terms == "feature":
             ce_side, kd_side = ce_side + weighted_kl, weighted_feature
         else:

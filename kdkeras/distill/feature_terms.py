@@ -1,6 +1,6 @@
 """The Distiller's feature term over K teachers, with one student Gram per pair where exact.
 
-The paper's feature term is the teacher mean (1/K) Σ_k L_KD,k (Eq. 6). For the
+The paper's feature term is the teacher mean (1/K) Σ_k L_KD,k (Eq. 7–8). For the
 Gram and FSP losses whose distance is a sum or mean of squared entries,
 
     (1/K) Σ_k ‖G_T,k − G_S‖² = ‖Ḡ_T − G_S‖² + (1/K) Σ_k ‖G_T,k − Ḡ_T‖²
@@ -28,13 +28,16 @@ from kdkeras import losses as kd_losses
 from kdkeras.distill.adapters import linear_kernel
 
 
-def squared_gram_form(config) -> Optional[tuple[str, float, str]]:
+def squared_gram_form(config, num_pairs: int) -> Optional[tuple[str, float, str]]:
     """`(reduction, λ, pool)` when the feature loss is λ·(sum|mean) of squared Gram differences.
 
+    λ is per pair (Eq. 4's 1/B included for `gram_reduction="mean_over_pairs"`).
     None for every other loss (the K-teacher mean is then taken term by term).
     """
     if config.feature_loss == "gram":
-        return config.gram_reduction, float(config.gram_weight), config.pool
+        reduction, weight = kd_losses.pair_reduction(config.gram_reduction,
+                                                     float(config.gram_weight), num_pairs)
+        return reduction, weight, config.pool
     if config.feature_loss == "fsp" and config.fsp_mode in kd_losses.SQUARED_FSP_MODES:
         pool, weight = kd_losses.FSP_MODES[config.fsp_mode]
         reduction, factor = kd_losses.SQUARED_FSP_MODES[config.fsp_mode]
@@ -104,8 +107,8 @@ def feature_term(d, teacher_feats, s_feats):
     `teacher_feats` holds each teacher's taps (float32, stopped); `s_feats`
     the student's (float32).
     """
-    form = squared_gram_form(d.config)
-    if form is None or not d.pairs or _student_adapted(d):
+    form = squared_gram_form(d.config, len(d.pairs)) if d.pairs else None
+    if form is None or _student_adapted(d):
         total = sum(per_teacher_term(d, k, t, s_feats) for k, t in enumerate(teacher_feats))
         return total / float(len(teacher_feats))
     reduction, weight, pool = form

@@ -1,6 +1,6 @@
 """Multi-stage distillation: teacher → assistant(s) → student.
 
-Chou, Chiu & Liao (2021, Sec. 3.5) distil ResNet-50 into ResNet-10 in two
+Chou, Chiu & Liao (2021, Sec. V-B) distil ResNet-50 into ResNet-10 in two
 stages, through a ResNet-18: when the gap between teacher and student is
 large, an intermediate model learns from the teacher first and then teaches the
 student (the teacher-assistant idea of Mirzadeh et al., 2020). Each stage is an

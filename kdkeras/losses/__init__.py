@@ -5,7 +5,7 @@ except `rkd_loss`, a batch-level scalar. Feature maps are NHWC; teacher
 inputs are fixed targets (wrapped in stop_gradient).
 
 - `gram_matrix`, `cross_layer_pairs`, `gram_loss`: the cross-layer Gram loss
-  of Chou, Chiu & Liao (2021) (P1, Eq. 4).
+  of Chou, Chiu & Liao (2021) (P1: Gram Eq. 1, loss Eq. 4).
 - `kl_divergence`: KL(p_T ‖ p_S) (P2).
 - `hinton_kd`: Hinton et al. (2015).
 - `multi_teacher_gram_loss` (`mean_teacher_gram_loss` from Gram matrices):
@@ -27,8 +27,9 @@ from kdkeras.losses.alignment import orthogonal_procrustes, rotate_taps, tap_cro
 from kdkeras.losses.cka import linear_cka
 from kdkeras.losses.ensemble_kl import KL_FORMS, ensemble_kl, kl_to_mean_teacher, mean_of_kls
 from kdkeras.losses.fsp import FSP_MODES, SQUARED_FSP_MODES, fsp_loss, multi_teacher_fsp_loss
-from kdkeras.losses.gram import (POOLS, REDUCTIONS, adaptive_pool2d, cross_layer_pairs,
-                                 gram_distance, gram_loss, gram_matrix)
+from kdkeras.losses.gram import (GRAM_LOSS_REDUCTIONS, POOLS, REDUCTIONS, adaptive_pool2d,
+                                 cross_layer_pairs, gram_distance, gram_loss, gram_matrix,
+                                 pair_reduction)
 from kdkeras.losses.gram_ensemble import (adapted_gram, mean_teacher_gram_distance,
                                           mean_teacher_gram_loss, multi_teacher_gram_loss,
                                           pair_grams)
@@ -41,6 +42,7 @@ from kdkeras.losses.teacher_weighting import (WEIGHTINGS, closest_teacher_weight
 
 __all__ = [
     "FSP_MODES",
+    "GRAM_LOSS_REDUCTIONS",
     "KL_FORMS",
     "POOLS",
     "REDUCTIONS",
@@ -69,6 +71,7 @@ __all__ = [
     "multi_teacher_gram_loss",
     "orthogonal_procrustes",
     "pair_grams",
+    "pair_reduction",
     "rkd_loss",
     "rotate_taps",
     "svd_loss",

@@ -33,7 +33,7 @@ from typing import Any, Optional, Sequence, Union
 import keras
 from keras import ops
 
-from kdkeras.losses.gram import check_choice, cross_layer_pairs, gram_loss, POOLS, REDUCTIONS
+from kdkeras.losses.gram import GRAM_LOSS_REDUCTIONS, POOLS, check_choice, cross_layer_pairs, gram_loss
 from kdkeras.losses.kl import kl_divergence
 
 Tensor = Any
@@ -128,14 +128,15 @@ class GramDistillation(keras.distillation.DistillationLoss):
         1..d (default 3, the paper's "P1 (cross three layers)"; 1 = FSP's
         pairs), or a collection of exact distances, e.g. (2,).
       tap_layer_name: the bundle layer's name in both models.
-      reduction: `"mean"` (default) or `"sum"`, see `gram_loss`.
+      reduction: `"mean"` (default), `"sum"` or `"mean_over_pairs"` (Eq. 4 as
+        printed), see `gram_loss`.
       weight: λ, equal for every pair.
       pool: `"avg"` (default) or `"max"`, see `gram_matrix`.
     """
 
     def __init__(self, depth: Union[int, Iterable[int]] = 3, tap_layer_name: str = "kd_taps",
                  reduction: str = "mean", weight: float = 1.0, pool: str = "avg"):
-        check_choice("reduction", reduction, REDUCTIONS)
+        check_choice("reduction", reduction, GRAM_LOSS_REDUCTIONS)
         check_choice("pool", pool, POOLS)
         self.depth = depth if isinstance(depth, int) else tuple(sorted(depth))
         self.tap_layer_name = tap_layer_name

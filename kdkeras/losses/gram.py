@@ -17,7 +17,11 @@ import keras
 from keras import ops
 
 POOLS = ("avg", "max")
+# How `gram_distance` reduces one pair's squared Gram differences over its m×n entries.
 REDUCTIONS = ("sum", "mean")
+# How `gram_loss` reduces: an entry reduction summed over the pairs, or Eq. 4 as
+# printed, the entries' sum averaged over the pairs ("mean_over_pairs").
+GRAM_LOSS_REDUCTIONS = ("mean", "sum", "mean_over_pairs")
 
 Tensor = Any
 Features = Union[Mapping[str, Tensor], Sequence[Tensor]]
@@ -92,7 +96,7 @@ def _spatial(x: Tensor, name: str) -> tuple[int, int]:
 def gram_matrix(f1: Tensor, f2: Tensor, pool: str = "avg") -> Tensor:
     """The Gram (FSP) matrix of two feature maps of one network.
 
-    Chou, Chiu & Liao (2021), Eq. 3, which is the FSP matrix of Yim et al.
+    Chou, Chiu & Liao (2021), Eq. 1, which is the FSP matrix of Yim et al.
     (2017), Eq. 1:
 
         G[b, i, j] = Σ_{s,t} F1[b, s, t, i] · F2[b, s, t, j] / (h · w)
@@ -136,7 +140,7 @@ def gram_matrix(f1: Tensor, f2: Tensor, pool: str = "avg") -> Tensor:
 def gram_distance(g_teacher: Tensor, g_student: Tensor, reduction: str = "mean") -> Tensor:
     """Per-example squared distance of (B, m, n) Gram matrices, shape (B,).
 
-    `"sum"`: ‖G_T − G_S‖²_F, the paper's Eq. 4 as written.
+    `"sum"`: ‖G_T − G_S‖²_F, the distance inside the paper's Eq. 4.
     `"mean"`: the same divided by m·n (mean of squares over the entries).
     """
     check_choice("reduction", reduction, REDUCTIONS)
@@ -219,7 +223,7 @@ def pairwise_gram_loss(teacher_feats: Features, student_feats: Features,
 
     The teacher's maps are wrapped in stop_gradient (a fixed target) unless
     `teacher_gradient`: trainable 1×1 adapters on the teacher's taps (the
-    paper's Sec. 3.5) learn through this loss, so the caller stops the raw
+    paper's Sec. V-B) learn through this loss, so the caller stops the raw
     teacher maps itself and passes the adapted ones with teacher_gradient=True.
     """
     check_choice("pool", pool, POOLS)
@@ -252,50 +256,80 @@ def pairwise_gram_loss(teacher_feats: Features, student_feats: Features,
     return total
 
 
+def pair_reduction(reduction: str, weight: Union[float, Sequence[float]],
+                   num_pairs: int) -> tuple[str, Union[float, list]]:
+    """`gram_loss`'s reduction as (entry reduction for `gram_distance`, per-pair λ).
+
+    `"mean_over_pairs"` is the entries' sum with λ/B on every pair (B pairs):
+    Eq. 4's 1/B. The other two sum the pairs at λ.
+    """
+    check_choice("reduction", reduction, GRAM_LOSS_REDUCTIONS)
+    if reduction != "mean_over_pairs":
+        return reduction, weight
+    if num_pairs < 1:
+        raise ValueError(f"`pairs` is empty; use `cross_layer_pairs` to build it. "
+                         f"Received: num_pairs={num_pairs}")
+    if isinstance(weight, (int, float)):
+        return "sum", float(weight) / num_pairs
+    return "sum", [float(w) / num_pairs for w in weight]
+
+
 def gram_loss(teacher_feats: Features, student_feats: Features,
               pairs: Sequence[tuple[TapKey, TapKey]], *,
               reduction: str = "mean", weight: Union[float, Sequence[float]] = 1.0,
               pool: str = "avg", teacher_gradient: bool = False) -> Tensor:
     """The cross-layer Gram loss L_KD, per example.
 
-    Chou, Chiu & Liao (2021), Eq. 4:
+    Chou, Chiu & Liao (2021), Eq. 4, with B the number of Gram matrices (the
+    paper: "B represents the numbers of Gramian matrices"), i.e. of pairs:
 
-        L_KD = (1/B) Σ_b Σ_{(i,j) ∈ pairs} λ · ‖G_T,b(i,j) − G_S,b(i,j)‖²
+        L_KD = (1/B) Σ_x Σ_{b=1..B} λ · ‖G_T,b(x) − G_S,b(x)‖²
 
-    with one λ for every pair. This returns the inner Σ for each b, shape (B,);
-    the caller's mean over the batch is the (1/B) Σ_b.
+    This returns, for each example x of the batch, shape (N,), the pair
+    reduction chosen by `reduction`; the caller takes the batch mean, as it
+    does for the cross-entropy, so L_KD keeps the paper's ratio to CE in the
+    total loss (Eq. 9) whether the paper's Σ_x is read as a sum or a mean:
+    both terms get the same batch reduction.
 
-    Reduction, and why the default is `"mean"` with λ = 1: ‖·‖² summed over
-    the m×n entries (`"sum"`, the paper as written) grows with the tap widths,
-    so the same λ gives a term ~256 entries strong for 16×16 taps and ~4·10⁶
-    for 2048×2048 ones; pairs with wide taps swamp the others, and a K=3
-    cross-layer trial diverged to inf in 3 steps until the squares were
+    `reduction`:
+      - `"mean_over_pairs"`: Eq. 4 as printed: ‖·‖² summed over each Gram's
+        m×n entries, then the mean over the B pairs (λ/B per pair).
+      - `"sum"`: the same sums, added over the pairs: B times Eq. 4 (6× with
+        four taps and cross-three), which also makes β's τ = ‖∇CE‖/‖∇KD‖ B
+        times smaller.
+      - `"mean"` (default of the `DistillConfig` presets): each pair's squares
+        averaged over its m×n entries, added over the pairs, i.e.
+        Σ_b ‖·‖²_b/(m_b·n_b), which is B·Eq. 4 with λ_b = λ/(m_b·n_b).
+
+    Why the presets use `"mean"` with λ = 1: the entries' sum grows with the
+    tap widths, so the same λ gives a term ~256 entries strong for 16×16 taps
+    and ~4·10⁶ for 2048×2048 ones; pairs with wide taps swamp the others, and
+    a K=3 cross-layer trial diverged to inf in 3 steps until the squares were
     averaged. `"mean"` divides each pair's sum by m·n: an O(1) error per entry
     costs O(1) whatever the widths (16..2048), every pair weighs the same and
     one λ serves every architecture. sseung0703/KD_methods_with_TF (FSP) uses
     ½·Σ·10⁻³ = Σ/2000, which equals `"mean"` at m·n = 2000, i.e. CIFAR ResNet
     widths (16–64); `"mean"` keeps that scale for wide networks too.
-    `reduction="sum", weight=λ` reproduces Eq. 4 exactly.
 
     Args:
-      teacher_feats: the teacher's taps, a name→(B, h, w, c) mapping (e.g.
+      teacher_feats: the teacher's taps, a name→(N, h, w, c) mapping (e.g.
         `feature_taps` / `tapped_model` outputs as a dict) or a list in
         forward order. Wrapped in stop_gradient (a fixed target).
       student_feats: the student's taps, same form. A pair's Gram matrices
         must have the same m×n in teacher and student (spatial sizes may differ).
       pairs: (earlier, later) tap pairs from `cross_layer_pairs`: names into
         mappings, or integer positions (into lists, or mappings in order).
-      reduction: `"mean"` (default) or `"sum"`, see above.
+      reduction: `"mean"` (default), `"sum"` or `"mean_over_pairs"`, see above.
       weight: λ, one float for all pairs (the paper) or one per pair.
       pool: `"avg"` (default) or `"max"`, see `gram_matrix`.
       teacher_gradient: let gradients reach `teacher_feats` (for trainable
         adapters on the teacher side); default False, a fixed target.
 
     Returns:
-      (B,) float32 per-example losses.
+      (N,) float32 per-example losses (float64 for float64 maps).
     """
-    check_choice("reduction", reduction, REDUCTIONS)
+    pairs = list(pairs)
+    entry_reduction, weight = pair_reduction(reduction, weight, len(pairs))
     return pairwise_gram_loss(teacher_feats, student_feats, pairs,
-                              lambda g_t, g_s: gram_distance(g_t, g_s, reduction), weight, pool,
-                              teacher_gradient)
-
+                              lambda g_t, g_s: gram_distance(g_t, g_s, entry_reduction), weight,
+                              pool, teacher_gradient)

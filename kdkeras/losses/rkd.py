@@ -80,12 +80,13 @@ def rkd_loss(teacher_embeddings: Tensor, student_embeddings: Tensor, *,
       eps: clamp of squared distances and of norms (1e-12, as the code).
 
     Returns:
-      A float32 scalar.
+      A float32 scalar (float64 for float64 embeddings).
     """
     t = ops.stop_gradient(_flatten(teacher_embeddings, "teacher_embeddings"))
     s = _flatten(student_embeddings, "student_embeddings")
     check_same_batch(t, s, "`teacher_embeddings` and `student_embeddings`")
-    loss = ops.zeros((), "float32")
+    # The inputs' float dtype (float64 stays float64, as in the other losses).
+    loss = ops.zeros((), s.dtype)
     if distance_weight:
         d = _smooth_l1(_normalized_distances(s, eps) - _normalized_distances(t, eps))
         loss = loss + distance_weight * ops.mean(d)

@@ -133,8 +133,11 @@ def svd_loss(teacher_feats: Sequence[Tensor], student_feats: Sequence[Tensor], *
        its sign aligned to the teacher's (`align_to_teacher`). So the loss
        does not change when any singular vector of either net flips sign.
        (The SSKD code instead flips the teacher to the student, which leaves
-       the sign of each layer arbitrary; RepDistiller's `KDSVD` aligns the
-       student as here, with k + 3 candidates.)
+       the sign of each layer arbitrary; RepDistiller's `KDSVD` and
+       KD_methods_with_TF's `KD_SVD` align the student as here, with k + 3
+       candidates, but keep the teacher's sign as the SVD routine returns
+       it, so they agree with this loss only where that sign is canonical:
+       `tests/losses/test_upstream_oracle.py` checks both facts.)
     2. Weights. Both nets' vectors are scaled by the teacher's top-k singular
        values normalised to unit L2 norm (the SSKD code and RepDistiller; a
        no-op for k = 1).
@@ -150,6 +153,11 @@ def svd_loss(teacher_feats: Sequence[Tensor], student_feats: Sequence[Tensor], *
          modes give the same value.
     4. The layer-pair losses are summed; returned per example (the SSKD code
        sums over the batch, so its value is B times the mean of this).
+
+    Upstream values on the same inputs (k = 1, `student_extra=3`): 2 × the
+    batch mean of this loss is RepDistiller's `KDSVD` summed over its pairs
+    (Σ of squares / B, no ½) and 2·B × it is KD_methods_with_TF's `KD_SVD`
+    (Σ over the batch), both under the canonical teacher sign.
 
     Args:
       teacher_feats: the teacher's taps in forward order, each (B, h, w, c)
@@ -172,8 +180,13 @@ def svd_loss(teacher_feats: Sequence[Tensor], student_feats: Sequence[Tensor], *
     `jax.jit`. TensorFlow's XLA decompositions are slow on CPU (~12× the
     non-XLA step, timings in `top_right_singular_vectors`); Keras does not
     use XLA on CPU-only machines by default, `jax.jit` is as fast as TF
-    without XLA. (KD_methods_with_TF's `KD_SVD` differs from SSKD_SVD: K = 4,
-    no extra candidates, no singular-value weights, Σ of squares without ½·√k.)
+    without XLA. (KD_methods_with_TF's `KD_SVD`, at commit 9fb5414
+    `nets/Distillation.py`, as RepDistiller's `KDSVD`: K = 1 teacher vector,
+    K + 3 student candidates aligned to it, both scaled by the teacher's
+    normalised singular values (V·Σ_T), the RBF of step 3, and the plain Σ of
+    squared differences over the batch, without ½·√k and without dividing by
+    B; RepDistiller divides by B. `svd_loss(..., k=1, student_extra=3)` is
+    that loss up to the factor 2·B and the teacher's sign.)
     """
     check_choice("mode", mode, SVD_MODES)
     check_choice("gradient", gradient, SVD_GRADIENTS)

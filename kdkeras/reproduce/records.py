@@ -6,12 +6,19 @@ notebooks read these records through `kdkeras.reporting.tables_io`.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from typing import Optional
 
 from kdkeras.reporting import aggregate
 from kdkeras.reproduce import tables as paper_tables
 from kdkeras.reproduce.settings import Settings
+from kdkeras.training.config import preset_values
 from kdkeras.training.provenance import provenance
+
+# Student's t quantile t_{0.975, df} for the 95% interval of a mean over few seeds.
+_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
+         9: 2.262, 10: 2.228, 15: 2.131, 20: 2.086, 30: 2.042}
 
 TEACHER_MODELS = frozenset(p.teacher for p in paper_tables.PAIRS.values())
 
@@ -24,6 +31,33 @@ def row_fields(row: paper_tables.Run) -> dict:
             "in_paper": row.in_paper}
 
 
+def t975(df: int) -> float:
+    """t_{0.975, df} (the nearest tabulated df at or below; 1.96 past 30)."""
+    if df < 1:
+        raise ValueError(f"A t interval needs df >= 1. Received: df={df}")
+    return 1.96 if df > 30 else _T975[max(k for k in _T975 if k <= df)]
+
+
+def paired_difference(runs: list[dict], other_runs: list[dict]) -> Optional[dict]:
+    """Top-1 of a row minus its comparison row's, paired by seed, in points.
+
+    The seeds both rows ran; mean ± std (n − 1) of the per-seed differences
+    and the 95% t interval of their mean (None with fewer than 2 seeds).
+    """
+    mine = {r["seed"]: r["test_accuracy"] for r in runs}
+    theirs = {r["seed"]: r["test_accuracy"] for r in other_runs}
+    seeds = sorted(set(mine) & set(theirs))
+    if not seeds:
+        return None
+    diffs = [100.0 * (mine[s] - theirs[s]) for s in seeds]
+    n = len(diffs)
+    mean = sum(diffs) / n
+    std = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1)) if n > 1 else None
+    half = t975(n - 1) * std / math.sqrt(n) if n > 1 else None
+    return {"mean": mean, "std": std, "n": n, "seeds": seeds, "per_seed": diffs,
+            "ci95": [mean - half, mean + half] if half is not None else None}
+
+
 def run_record(seed: int, results: dict) -> dict:
     """The part of a run's results.json a table file keeps."""
     prov = results.get("provenance", {})
@@ -32,6 +66,8 @@ def run_record(seed: int, results: dict) -> dict:
             "test_accuracy": results["test_accuracy"],
             "best_test_accuracy": results.get("best_test_accuracy"),
             "epochs": results.get("epochs"), "batch_size": config.get("batch_size"),
+            "lr_decay_every": config.get("lr_decay_every"),
+            "train_subset": config.get("train_subset"),
             "teachers": results.get("teachers"),
             "seconds": round(sum(h.get("seconds", 0.0) for h in results.get("history", [])), 1),
             "git_commit": prov.get("git_commit"), "date": prov.get("date"),
@@ -52,8 +88,13 @@ def table_record(table: paper_tables.Table, rows: list[dict], scale: dict) -> di
     """The whole table file but its cost columns: rows with their gap to the baseline."""
     by_label = {r["label"]: r for r in rows}
     base = by_label[table.baseline].get("top1")
-    for r in rows:
+    for r, row in zip(rows, table.rows):
         r["delta_vs_baseline"] = aggregate.difference(r.get("top1"), base)
+        other = table.comparison_row(row)
+        r["compared_with"] = other.label if other is not None else None
+        r["paired_vs_compared"] = (paired_difference(r.get("runs", []),
+                                                     by_label[other.label].get("runs", []))
+                                   if other is not None else None)
     pair = paper_tables.PAIRS[table.pair]
     return {
         "table": table.number, "group": table.group,
@@ -62,6 +103,8 @@ def table_record(table: paper_tables.Table, rows: list[dict], scale: dict) -> di
         "teacher": pair.teacher, "student": pair.student,
         "baseline": table.baseline, "headline": table.headline,
         "headline_gap": by_label[table.headline].get("delta_vs_baseline"),
+        "headline_paired": paired_difference(by_label[table.headline].get("runs", []),
+                                             by_label[table.baseline].get("runs", [])),
         "notes": table.notes,
         "status": "complete" if all(r["status"] in ("ok", "not_applicable") for r in rows)
                   else "partial",
@@ -87,7 +130,38 @@ def scale_record(settings: Settings, table: paper_tables.Table, rows: list[dict]
              **data,
              "epochs": first["epochs"] if first else None,
              "batch_size": first["batch_size"] if first else None}
+    schedule = schedule_record(data.get("dataset") or dataset, first)
+    if settings.preset == "paper" and schedule["name"] != "paper":
+        scale["preset"] = "paper-shortened"   # never "paper" for another schedule
+    scale["schedule"] = schedule
     return {**scale, "provenance": provenance(**scale)}
+
+
+def schedule_record(dataset: str, run: Optional[dict]) -> dict:
+    """The students' schedule itself, and whether it is the paper's ("paper") or not ("shortened").
+
+    The paper's: its preset's epochs, learning-rate decay and batch on all the
+    training images (`kdkeras.training.config`); anything else is named
+    "shortened" and described.
+    """
+    if run is None:
+        return {"name": None, "description": "no finished run"}
+    paper = preset_values("paper", dataset)
+    data = run.get("data") or {}
+    record = {"epochs": run.get("epochs"), "lr_decay_every": run.get("lr_decay_every"),
+              "lr_decay_factor": 0.1, "batch_size": run.get("batch_size"),
+              "train_images": data.get("num_train"), "test_images": data.get("num_test"),
+              "train_subset": run.get("train_subset")}
+    same = (record["epochs"] == paper["epochs"] and record["batch_size"] == paper["batch_size"]
+            and record["lr_decay_every"] == paper["lr_decay_every"]
+            and record["train_subset"] is None)
+    record["name"] = "paper" if same else "shortened"
+    record["description"] = (
+        f"{record['epochs']} epochs, lr ×0.1 every {record['lr_decay_every']}, batch "
+        f"{record['batch_size']}, {record['train_images']} training images"
+        + ("" if same else f" (the paper: {paper['epochs']} epochs, ×0.1 every "
+                           f"{paper['lr_decay_every']}, batch {paper['batch_size']}, all images)"))
+    return record
 
 
 def _portable(path):

@@ -121,8 +121,17 @@ class Settings:
 
 
 def options_slug(method: str, options: tuple, k: int) -> str:
-    """`ours-cross_depth3-k3`, `p1-cross_depth_only2-k1`: a run's method directory."""
+    """`ours-cross_depth3-k3`, `p1-cross_depth_only2-k1`: a run's method directory.
+
+    A method with an initialisation stage (two-stage FSP) says so,
+    `fsp-init0.125-k1`: `fsp-k1` directories of earlier versions hold joint FSP.
+    """
+    from kdkeras.distill import METHODS
+
     parts = [method]
+    fraction = METHODS.get(method, {}).get("init_stage_fraction")
+    if fraction and "init_stage_fraction" not in dict(options):
+        parts.append(f"init{fraction:g}")
     for name, value in options:
         if isinstance(value, (tuple, list)):
             value = "only" + "_".join(str(v) for v in value)

@@ -92,3 +92,74 @@ def test_sseung0703_rule_clips_each_variable_to_its_ce_norm_times_sigmoid_epoch(
     np.testing.assert_allclose(_np(grads[0]), [3.0 + 0.6 * 5 * s, 4.0 + 0.8 * 5 * s], rtol=1e-6)
     # Variable 1: ‖kd‖ = 0.1 < 1·s, untouched.
     np.testing.assert_allclose(_np(grads[1]), [1.1], rtol=1e-6)
+
+
+def test_sseung0703_rule_leaves_a_variable_without_ce_gradient_unclipped():
+    # The issue's repro: variable 1 (an adapter) has no CE gradient. Its limit
+    # used to be 0, which zeroed its KD gradient and froze it.
+    ce = [ops.convert_to_tensor([1.0, 1.0]), None]
+    kd = [ops.convert_to_tensor([1.0, 1.0]), ops.convert_to_tensor([1.0, 1.0, 1.0])]
+    grads, _ = combine_gradients(ce, kd, [None, None], 5.0, "sseung0703", num_student_vars=1)
+    np.testing.assert_allclose(_np(grads[1]), [1.0, 1.0, 1.0], rtol=1e-6)
+    # The student variable is still clipped to ‖∇CE‖·sigmoid(5) = √2·s.
+    s = 1 / (1 + math.exp(-5.0))
+    np.testing.assert_allclose(_np(grads[0]), [1.0 + s, 1.0 + s], rtol=1e-6)
+
+
+def test_sseung0703_rule_leaves_adapters_unclipped_when_their_ce_gradient_is_zeros():
+    # On JAX a variable the CE loss does not reach gets a zero gradient, not None:
+    # the adapters (past num_student_vars) must not be frozen there either.
+    ce = [ops.convert_to_tensor([1.0, 1.0]), ops.convert_to_tensor([0.0, 0.0])]
+    kd = [ops.convert_to_tensor([0.1, 0.0]), ops.convert_to_tensor([0.3, 0.4])]
+    grads, _ = combine_gradients(ce, kd, [None, None], 0.0, "sseung0703", num_student_vars=1)
+    np.testing.assert_allclose(_np(grads[1]), [0.3, 0.4], rtol=1e-6)
+    np.testing.assert_allclose(_np(grads[0]), [1.1, 1.0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("seed", [0, 7])
+def test_sseung0703_rule_matches_upstream_per_variable(seed):
+    """KD_methods_with_TF op_util.py on the oracle's gradients (tests/losses/oracle/README.md)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "losses"))
+    from oracle_fixtures import inputs, upstream
+
+    x, ref = inputs(f"seed{seed}"), upstream(f"seed{seed}")["sseung0703_clip"]
+    n = len(ref["variables"])
+    tensors = {k: [ops.convert_to_tensor(x[f"clip_g_{k}_{i}"], "float32") for i in range(n)]
+               for k in ("ce", "dist", "wd")}
+    grads, _ = combine_gradients(tensors["ce"], tensors["dist"], tensors["wd"],
+                                 ops.convert_to_tensor(float(x["clip_epoch"])), "sseung0703")
+    clipped = [g - c - w for g, c, w in zip(grads, tensors["ce"], tensors["wd"])]
+    for i, var in enumerate(ref["variables"]):
+        assert np.asarray(var["shape"]).tolist() == list(grads[i].shape)
+        np.testing.assert_allclose(_np(grads[i]).ravel(), var["g_total"], rtol=2e-6, atol=1e-7)
+        np.testing.assert_allclose(_np(clipped[i]).ravel(), var["g_dist_clipped"],
+                                   rtol=1e-5, atol=1e-7)
+    # At least one variable of each seed is clipped and one is not (both branches run).
+    assert {v["clipped"] for v in ref["variables"]} == {True, False}
+
+
+def test_student_side_adapters_learn_under_sskd_svd():
+    # The issue's measurement: with the sseung0703 rule the student-side adapters
+    # of sskd_svd got a zero update (weight decay 0). They must move now.
+    import keras
+
+    from kdkeras import models
+    from kdkeras.distill import Distiller, method_config
+
+    shape = dict(num_classes=3, input_shape=(8, 8, 3))
+    keras.utils.set_random_seed(0)
+    d = Distiller(models.get("resnet8", **shape), [models.get("resnet8", **shape)],
+                  method_config("sskd_svd", always_adapt=True, adapter_side="student"),
+                  weight_decay=0.0)
+    d.compile(optimizer=keras.optimizers.SGD(learning_rate=0.1))
+    assert d.adapters
+    before = [np.array(ops.convert_to_numpy(a.kernel)) for a in d.adapters]
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (4, 8, 8, 3)).astype("float32")
+    y = rng.integers(0, 3, 4).astype("int32")
+    d.train_step((x, y))
+    moved = [np.abs(ops.convert_to_numpy(a.kernel) - b).max() for a, b in zip(d.adapters, before)]
+    assert min(moved) > 0, moved

@@ -148,6 +148,46 @@ def test_gram_loss_sum_is_mean_times_entries(feats):
                                rtol=1e-5)
 
 
+@pytest.mark.parametrize("depth", [1, 2, {2}])
+def test_gram_loss_mean_over_pairs_is_eq4_as_printed(feats, depth):
+    # Eq. 4: L_KD = (1/B) Σ_b λ‖G_T,b − G_S,b‖², B the number of Gram matrices (pairs):
+    # per example, the entries' sums averaged over the pairs.
+    t, s = feats
+    pairs = losses.cross_layer_pairs(range(3), depth)
+    per_pair = [np_gram_loss(t, s, [p], "sum", [0.3], "avg") for p in pairs]
+    got = np.asarray(losses.gram_loss(t, s, pairs, reduction="mean_over_pairs", weight=0.3))
+    np.testing.assert_allclose(got, np.mean(per_pair, axis=0), rtol=1e-5)
+    # "sum" is B times it: the factor the docs used to call "Eq. 4 exactly".
+    np.testing.assert_allclose(np.asarray(losses.gram_loss(t, s, pairs, reduction="sum",
+                                                           weight=0.3)),
+                               len(pairs) * got, rtol=1e-5)
+
+
+def test_distiller_feature_term_with_mean_over_pairs_is_eq4_mean_over_the_batch():
+    # Six pairs (4 taps, cross-three) and K = 2: the Distiller's term is the teacher
+    # mean of the batch mean of Eq. 4, i.e. 1/6 of what "sum" gives.
+    from kdkeras import models
+    from kdkeras.distill import Distiller, feature_terms, method_config
+
+    shape = dict(num_classes=3, input_shape=(8, 8, 3))
+    keras.utils.set_random_seed(1)
+    nets = [models.get("resnet8", **shape) for _ in range(3)]
+    x = np.random.default_rng(0).uniform(0, 255, (2, 8, 8, 3)).astype("float32")
+    values = {}
+    for reduction in ("mean_over_pairs", "sum"):
+        d = Distiller(nets[0], nets[1:], method_config("ours", gram_reduction=reduction,
+                                                       gram_weight=0.5), weight_decay=0.0)
+        assert len(d.pairs) == 6
+        t_feats = [[keras.ops.stop_gradient(f) for f in out[1:]] for out in d.teacher_outputs(x)]
+        s_feats = d.student_outputs(x, training=False)[1:]
+        values[reduction] = float(feature_terms.feature_term(d, t_feats, s_feats))
+        by_hand = np.mean([np.mean(np.asarray(losses.gram_loss(
+            [np.asarray(f) for f in t], [np.asarray(f) for f in s_feats], d.pairs,
+            reduction=reduction, weight=0.5))) for t in t_feats])
+        np.testing.assert_allclose(values[reduction], by_hand, rtol=1e-4)
+    np.testing.assert_allclose(values["sum"], 6 * values["mean_over_pairs"], rtol=1e-4)
+
+
 def test_gram_loss_per_pair_weights(feats):
     t, s = feats
     pairs = losses.cross_layer_pairs(range(3), 2)

@@ -89,9 +89,9 @@ def test_selected_rows_train_and_the_others_are_only_read_back(monkeypatch, tmp_
                                          rows=("FSP, 2 teachers (P3)",)))
     finished = {"FSP": {"test_accuracy": 0.7, "best_test_accuracy": 0.7}}
     monkeypatch.setattr(engine, "finished_results", lambda cfg: finished.get(
-        "FSP") if cfg.workdir.endswith("fsp-k1/seed-0") else None)
+        "FSP") if cfg.workdir.endswith("fsp-init0.125-k1/seed-0") else None)
     rows = {r.label: rep.row_record(r, "cifar") for r in tables.get(11).rows}
-    assert [w.split("/")[-2] for w in trained] == ["resnet32", "fsp-k2"]  # teacher, then row
+    assert [w.split("/")[-2] for w in trained] == ["resnet32", "fsp-init0.125-k2"]  # teacher, then row
     assert rows["FSP, 2 teachers (P3)"]["status"] == "ok"
     assert rows["FSP"]["status"] == "ok" and rows["FSP"]["top1"]["mean"] == 70.0
     assert rows["FSP, 3 teachers (P3)"]["status"] == "missing"

@@ -33,12 +33,18 @@ def test_the_reduced_scale_script_finds_its_runs():
     slugs = sorted({options_slug(r.method, r.options, r.num_teachers)
                     for n in (2, 5, 8, 11, 14) for r in tables.get(n).rows
                     if r.kind == tables.DISTILL})
+    # The ablations are FSP (two-stage: "init0.125") plus one factor each, and the
+    # combinations walk from there to "ours" one named step at a time (tables.py).
     assert slugs == sorted([
-        "ours-cross_depth3-k3", "fsp-k1", "p1-cross_depth_only1-k1", "p1-cross_depth_only2-k1",
-        "p1-cross_depth_only3-k1", "p1-cross_depth3-k1", "hinton-k1", "fsp_kl-k1", "fsp-k2",
-        "fsp-k3", "p1_p2-cross_depth3-k1", "p1-cross_depth3-k3", "fsp_kl-k3",
-        "p1_p2-beta_mode_off-cross_depth3-k3", "fsp-adapter_side_student-always_adaptTrue-k1",
-        "fsp-adapter_side_student-always_adaptTrue-k3",
+        "fsp-init0.125-k1", "fsp-init0.125-k2", "fsp-init0.125-k3", "fsp_joint-k1",
+        "fsp-init0.125-cross_depth_only2-k1", "fsp-init0.125-cross_depth_only3-k1",
+        "fsp-init0.125-cross_depth3-k1", "fsp-init0.125-cross_depth3-k3",
+        "fsp-init0.125-use_klTrue-k1", "fsp-init0.125-use_klTrue-k3",
+        "fsp-init0.125-cross_depth3-use_klTrue-k1", "fsp-init0.125-cross_depth3-use_klTrue-k3",
+        "fsp_joint-cross_depth3-use_klTrue-k3", "ours-beta_mode_off-cross_depth3-k3",
+        "ours-cross_depth3-k3", "hinton-k1",
+        "fsp-init0.125-adapter_side_student-always_adaptTrue-k1",
+        "fsp-init0.125-adapter_side_student-always_adaptTrue-k3",
         "ours-adapter_side_student-always_adaptTrue-cross_depth3-k3"])
 
 

@@ -42,7 +42,7 @@ def test_every_table_is_well_formed(number):
 
 def test_ablation_rows_have_the_papers_switches():
     vgg_p1 = tables.get(4)
-    assert [r.cross_depth for r in vgg_p1.rows] == [None, 1, (1,), (2,), (3,), 3]
+    assert [r.cross_depth for r in vgg_p1.rows] == [None, 1, 1, 1, (2,), (3,), 3]
     assert [r.cross_depth for r in tables.get(6).rows][-2:] == [(4,), 4]  # MobileNet: cross-four
     assert [r.num_teachers for r in tables.get(10).rows] == [0, 1, 2, 3, 1, 3]
     assert {r.method for r in tables.get(10).rows[1:]} == {"fsp"}
@@ -53,11 +53,72 @@ def test_ablation_rows_have_the_papers_switches():
             for r in adapters] == [("fsp", 1, False, "student"), ("fsp", 3, False, "student"),
                                    ("ours", 3, False, "student")]
     p2 = tables.get(7)
-    assert [r.method for r in p2.rows] == ["student", "hinton", "fsp", "fsp_kl"]
+    assert [r.method for r in p2.rows] == ["student", "hinton", "fsp", "fsp_joint", "fsp"]
+    assert dict(p2.row("FSP + KL (P2)").options) == {"use_kl": True}
     ours = tables.get(3).row(tables.get(3).headline)
     assert (ours.method, ours.num_teachers, dict(ours.options)) == ("ours", 3, {"cross_depth": 4})
-    beta_off = tables.get(13).row("P1+P2+P3, β off")
+    beta_off = tables.get(13).row("P1+P2+P3, joint, Gram loss (β off)")
     assert dict(beta_off.options)["beta_mode"] == "off" and not beta_off.in_paper
+
+
+@pytest.mark.parametrize("number", sorted(tables.TABLES))
+def test_every_row_differs_from_its_comparison_row_only_in_what_its_label_names(number):
+    table = tables.TABLES[number]
+    for row in table.rows:
+        assert tables.comparison_diff(table, row) == {}, (number, row.label)
+        other = table.comparison_row(row)
+        if other is not None and other.kind != tables.TRAIN:
+            # And they differ at all: a comparison with an identical run measures nothing.
+            assert tables.resolved(row) != tables.resolved(other), (number, row.label)
+
+
+def test_the_row_diff_catches_what_a_label_does_not_name():
+    p = tables.PAIRS["resnet"]
+    fsp = tables.kd_row(p, "FSP", "fsp")
+    cases = {
+        # The confounds of the issue: P1 with the Gram loss and β against FSP.
+        "P1 (cross-one..three)": (tables.kd_row(p, "P1 (cross-one..three)", "p1"),
+                                  {"feature_loss", "init_stage_fraction"}),
+        "P1 with β": (tables.kd_row(p, "P1 cross-three", "fsp", cross_depth=3,
+                                    beta_mode="paper"), {"beta_mode"}),
+        "KL under another name": (tables.kd_row(p, "FSP, 3 teachers", "fsp", k=3, use_kl=True),
+                                  {"use_kl"}),
+        "joint FSP as FSP + KL": (tables.kd_row(p, "FSP + KL (P2)", "fsp_joint", use_kl=True),
+                                  {"init_stage_fraction"}),
+    }
+    for name, (row, unnamed) in cases.items():
+        table = tables.Table(99, "p1", "resnet", "t", (fsp, row), baseline="FSP", headline="FSP")
+        assert set(tables.comparison_diff(table, row)) == unnamed, name
+    # Against the student alone, the label must name the method, and the student be the same.
+    student = tables.student_row(p)
+    row = tables.kd_row(p, "Distilled", "rkd")
+    table = tables.Table(99, "comparison", "resnet", "t", (student, row),
+                         baseline=student.label, headline="Distilled")
+    assert tables.comparison_diff(table, row) == {"method": "rkd"}
+
+
+@pytest.mark.parametrize("number", [n for n, t in tables.TABLES.items()
+                                    if t.group in ("comparison", "combinations")])
+def test_tables_comparing_methods_have_beta_on_and_off_rows(number):
+    table = tables.TABLES[number]
+    # The paper's methods with a gradient rule (β, SSKD_SVD's clip) each have a twin without it.
+    beta_on = [r for r in table.rows if r.kind == tables.DISTILL and r.in_paper
+               and tables.resolved(r)["beta_mode"] != "off"]
+    assert beta_on
+    for row in beta_on:
+        twins = [r for r in table.rows if r.kind == tables.DISTILL and r is not row and {
+            k for k in tables.resolved(r) if tables.resolved(r)[k] != tables.resolved(row)[k]}
+            == {"beta_mode"}]
+        assert twins, (number, row.label)
+
+
+def test_fsp_of_the_tables_is_two_stage_and_joint_fsp_is_a_named_row():
+    for table in tables.TABLES.values():
+        for row in table.rows:
+            config = tables.resolved(row)
+            if config.get("feature_loss") == "fsp":
+                joint = config["init_stage_fraction"] == 0
+                assert joint == ("joint" in row.label), (table.number, row.label)
 
 
 def test_paper_figures_point_at_existing_tables_and_rows():

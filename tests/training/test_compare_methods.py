@@ -79,14 +79,14 @@ def test_gpu_runner_expands_table_rows_without_tensorflow():
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.splitlines() == [
         "student student () None",
-        "fsp-k1 fsp () 1",
-        "p1-cross_depth_only1-k1 p1 (('cross_depth', (1,)),) 1",
-        "p1-cross_depth_only2-k1 p1 (('cross_depth', (2,)),) 1",
-        "p1-cross_depth_only3-k1 p1 (('cross_depth', (3,)),) 1",
-        "p1-cross_depth3-k1 p1 (('cross_depth', 3),) 1",
-        "fsp-k2 fsp () 2",
-        "fsp-k3 fsp () 3",
-        "fsp-adapter_side_student-always_adaptTrue-k1 fsp "
+        "fsp-init0.125-k1 fsp () 1",
+        "fsp_joint-k1 fsp_joint () 1",
+        "fsp-init0.125-cross_depth_only2-k1 fsp (('cross_depth', (2,)),) 1",
+        "fsp-init0.125-cross_depth_only3-k1 fsp (('cross_depth', (3,)),) 1",
+        "fsp-init0.125-cross_depth3-k1 fsp (('cross_depth', 3),) 1",
+        "fsp-init0.125-k2 fsp () 2",
+        "fsp-init0.125-k3 fsp () 3",
+        "fsp-init0.125-adapter_side_student-always_adaptTrue-k1 fsp "
         "(('adapter_side', 'student'), ('always_adapt', True)) 1",
-        "fsp-adapter_side_student-always_adaptTrue-k3 fsp "
+        "fsp-init0.125-adapter_side_student-always_adaptTrue-k3 fsp "
         "(('adapter_side', 'student'), ('always_adapt', True)) 3"]
