@@ -22,6 +22,7 @@ import common
 from common import FLAGS
 
 common.define_common_flags(default_model="resnet8")
+flags.adopt_module_key_flags(common)  # --help lists the shared flags too
 flags.DEFINE_string("teacher_model", "resnet32", "Registry name of the teachers' architecture.")
 flags.DEFINE_list("teachers", [], "Teacher checkpoint paths (.keras files or run directories).")
 flags.DEFINE_integer("train_teachers", 0, "Train K teachers first (seeds 0..K-1) in <workdir>/teachers.")
@@ -56,6 +57,7 @@ def parse_cross_depth(text):
 
 def main(argv):
     del argv
+    common.quiet_logs()
     from kdkeras.training.config import DistillRunConfig, resolve_config
     from kdkeras.training.runs import distill_model
 

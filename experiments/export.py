@@ -90,6 +90,7 @@ def print_table(report: dict) -> None:
 
 def main(argv):
     del argv
+    common.quiet_logs()
     from kdkeras.export import export_student
     from kdkeras.training.provenance import provenance, write_json_atomic
 

@@ -113,6 +113,7 @@ def run_in_parallel(groups) -> int:
 
 def main(argv):
     del argv
+    common.quiet_logs()
 
     def run():
         from kdkeras.reproduce import reproduce, split_by_pair, tables

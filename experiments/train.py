@@ -7,16 +7,18 @@ Writes <workdir>/model.keras, config.json, history.{csv,json}, results.json
 (with provenance), tensorboard/ and checkpoints/ (resume with --resume).
 """
 
-from absl import app
+from absl import app, flags
 
 import common
 from common import FLAGS
 
 common.define_common_flags(default_model="resnet8")
+flags.adopt_module_key_flags(common)  # --help lists the shared flags too
 
 
 def main(argv):
     del argv
+    common.quiet_logs()
     from kdkeras.training.config import TrainConfig, resolve_config
     from kdkeras.training.runs import train_model
 
