@@ -6,13 +6,13 @@ Distils a ResNet-8 from the three ResNet-32 teachers committed in
 results/cifar10-jpeg/teachers-full (trained on all 50,000 CIFAR-10 (JPEG)
 training images, 79.2-79.6% top-1) with the paper's full method: P1 (cross-layer
 Gram, up to three taps apart) + P2 (KL) + P3 (the K=3 teachers) + the β step.
-It trains the same student alone, and with Hinton KD from one teacher as a
-baseline, then prints the comparison, and saves the distilled student
+It trains the same student alone (and, with --baseline=hinton, with Hinton KD
+from one teacher), then prints the comparison, and saves the distilled student
 (<workdir>/ours/student.keras), a plot of the test accuracy per epoch
 (<workdir>/curves.png) and <workdir>/summary.{md,json}. No teacher is trained.
 
-Scale: preset `demo` (kdkeras.training.config): 5,000 class-balanced training
-images, the full 10,000-image test set, 12 epochs, lr 1e-2 ×0.1 every 5, batch
+Scale: preset `demo` (kdkeras.training.config): 10,000 class-balanced training
+images, the full 10,000-image test set, 10 epochs, lr 1e-2 ×0.1 every 5, batch
 128, about ten minutes on 2 CPU cores. `--preset=fast` (20 epochs) and
 `--preset=paper` (200 epochs) run on all the training images; a flag given
 (`--epochs`, `--train_subset`, ...) overrides the preset's value, and the run's
@@ -48,8 +48,9 @@ flags.DEFINE_list("teachers", SHIPPED_TEACHERS,
                   "full-data ResNet-32s in results/cifar10-jpeg/teachers-full.")
 flags.DEFINE_string("teacher_model", "resnet32", "The teachers' architecture.")
 flags.DEFINE_string("student_model", "resnet8", "The student's architecture.")
-flags.DEFINE_string("baseline", "hinton", "A baseline method run with the first teacher "
-                    "(kdkeras.distill.METHODS), or 'none'.")
+flags.DEFINE_string("baseline", "none", "Also run this baseline method with the first teacher "
+                    "(kdkeras.distill.METHODS, e.g. hinton); none: only the student alone and "
+                    "the full method (what fits in ten minutes on 2 CPU cores).")
 flags.DEFINE_integer("seed", 0, "Seed of the student runs.")
 flags.DEFINE_integer("verbose", 2, "Keras fit verbosity (0, 1 or 2).")
 flags.DEFINE_boolean("dry_run", False, "Print the runs and their schedule; train nothing.")

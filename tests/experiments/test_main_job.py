@@ -35,7 +35,7 @@ def _run_mocked_main(*args):
 @pytest.mark.slow
 def test_main_job_on_tfds_cifar10_with_the_shipped_teachers(tmp_path):
     proc = _run_mocked_main("--preset=smoke", "--train_subset=64", "--test_subset=32",
-                            f"--workdir={tmp_path}")
+                            "--baseline=hinton", f"--workdir={tmp_path}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
     assert "Data: cifar10 (tfds cifar10" in out
@@ -66,7 +66,7 @@ def test_main_job_on_tfds_cifar10_with_the_shipped_teachers(tmp_path):
 
 
 @pytest.mark.parametrize("args, expected", [
-    ((), "Schedule: preset 'demo': 5000 training images, all test images, 12 epochs, "
+    ((), "Schedule: preset 'demo': 10000 training images, all test images, 10 epochs, "
          "lr 0.01 ×0.1 every 5, batch 128."),
     (("--preset=paper",), "Schedule: preset 'paper': all training images, all test images, "
                           "200 epochs, lr 0.01 ×0.1 every 50, batch 128."),
