@@ -29,6 +29,7 @@ from kdkeras.distill import feature_terms
 from kdkeras.distill.adapters import build_adapters, tap_channels
 from kdkeras.distill.beta import combine_gradients
 from kdkeras.distill.config import DistillConfig
+from kdkeras.distill.input_contract import check_fit_inputs
 from kdkeras.distill.teacher_precision import reduced_precision_teacher, resolve_teacher_dtype
 from kdkeras.models.folding import fold_batch_norms
 from kdkeras.models.taps import tap_names as default_tap_names
@@ -254,6 +255,7 @@ class Distiller(keras.Model):
         return self.student(x, training=training)
 
     def fit(self, x=None, *args, callbacks=None, **kwargs):
+        check_fit_inputs([self.student, *self.teachers], x)  # raw pixels need normalising models
         callbacks = list(callbacks or [])
         if not any(isinstance(c, _EpochCallback) for c in callbacks):
             callbacks.insert(0, _EpochCallback())
