@@ -61,7 +61,7 @@ def run_dataset(model_path: Path) -> tuple:
 
 
 def check_images(dataset: str, data_dir, count: int):
-    """`count` normalised test images (class-balanced subset), their labels, the stats."""
+    """`count` test images as pixels in [0, 255] (class-balanced subset), their labels, the name."""
     import numpy as np
 
     from kdkeras.data import load_dataset, make_input_pipeline
@@ -69,12 +69,11 @@ def check_images(dataset: str, data_dir, count: int):
     # Image folders decode lazily here: only the test split is read.
     options = {"cache": False} if dataset in ("cifar10_jpeg", "image_folder") else {}
     splits = load_dataset(dataset, data_dir, **options)
-    ds = make_input_pipeline(splits.test, training=False, batch_size=256, mean=splits.mean,
-                             std=splits.std, subset=min(count, splits.num_test),
+    ds = make_input_pipeline(splits.test, training=False, batch_size=256,
+                             subset=min(count, splits.num_test),
                              labels=getattr(splits, "test_labels", None))
     xs, ys = zip(*ds.as_numpy_iterator())
-    stats = {"mean": [float(v) for v in splits.mean], "std": [float(v) for v in splits.std]}
-    return np.concatenate(xs), np.concatenate(ys), splits.name, stats
+    return np.concatenate(xs), np.concatenate(ys), splits.name
 
 
 def print_table(report: dict) -> None:
@@ -102,12 +101,12 @@ def main(argv):
         dataset, data_dir = run_dataset(model_path)
         dataset = FLAGS.dataset or dataset or "cifar10_jpeg"
         data_dir = FLAGS.data_dir or data_dir
-        images, labels, name, stats = check_images(dataset, data_dir, FLAGS.check_images)
+        images, labels, name = check_images(dataset, data_dir, FLAGS.check_images)
         report = export_student(model_path, out_dir, images=images, labels=labels,
                                 int8=FLAGS.int8, latency_repeats=FLAGS.latency_repeats,
                                 num_threads=FLAGS.tflite_threads)
-        # What a deployment must feed the exports: (pixels / 255 - mean) / std.
-        report.update(check_dataset=name, input_normalization=stats,
+        # The exports take pixels; report["input_normalization"] is what they apply.
+        report.update(check_dataset=name,
                       latency_repeats=FLAGS.latency_repeats,
                       provenance=provenance(dataset=name, num_test=len(images)))
         write_json_atomic(out_dir / "export_report.json", report)

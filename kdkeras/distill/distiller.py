@@ -29,6 +29,7 @@ from kdkeras.distill import feature_terms
 from kdkeras.distill.adapters import build_adapters, tap_channels
 from kdkeras.distill.beta import combine_gradients
 from kdkeras.distill.config import DistillConfig
+from kdkeras.distill.input_contract import check_fit_inputs
 from kdkeras.distill.nonfinite import NonFiniteGuard
 from kdkeras.distill.teacher_precision import reduced_precision_teacher, resolve_teacher_dtype
 from kdkeras.models.folding import fold_batch_norms
@@ -310,6 +311,7 @@ class Distiller(keras.Model):
         weights of the start of that epoch and `fit` raises an error naming the
         term, the epoch and the step (`kdkeras.distill.nonfinite`).
         """
+        check_fit_inputs([self.student, *self.teachers], x)  # raw pixels need normalising models
         callbacks = list(callbacks or [])
         _refuse_whole_model_checkpoints(callbacks)
         if not any(isinstance(c, _EpochCallback) for c in callbacks):
