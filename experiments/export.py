@@ -35,6 +35,7 @@ flags.DEFINE_boolean("int8", False, "Also export a dynamic-range int8 TFLite mod
 flags.DEFINE_integer("latency_repeats", 50, "Timed batch-1 calls per format.")
 flags.DEFINE_integer("tflite_threads", None, "TFLite interpreter threads (default: TFLite's).")
 flags.mark_flag_as_required("model_path")
+flags.adopt_module_key_flags(common)  # --help lists --verbosity (quiet logs by default)
 FLAGS = flags.FLAGS
 
 _NAMES = ("student.keras", "model.keras")
