@@ -73,7 +73,8 @@ def define_common_flags(default_model: str) -> None:
     flags.DEFINE_float("lr_decay_factor", None, "Learning-rate decay factor (paper: 0.1).")
     flags.DEFINE_boolean("augment", None, "Random shift, rotation and flip (default on).")
     flags.DEFINE_string("strategy", None, "tf.distribute strategy: default, mirrored (all GPUs, "
-                        "else all logical CPUs) or mirrored:N (N GPUs, else the CPU split in N).")
+                        "else all logical CPUs), mirrored:N (N GPUs, else the CPU split in N) or "
+                        "multiworker (several machines, from TF_CONFIG: docs/distributed.md).")
     flags.DEFINE_enum("mixed_precision", None, ["float16", "bfloat16"],
                       "Compute in mixed_float16 or mixed_bfloat16 (losses and Grams stay float32).")
     flags.DEFINE_enum("on_nonfinite", None, ["stop", "skip"],

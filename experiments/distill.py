@@ -11,6 +11,9 @@
     # the same with the teachers in bfloat16, or as int8 TFLite models run ahead of the step:
     python experiments/distill.py ... --teacher_precision=bfloat16   # or int8_ahead
 
+    # P3 variants (docs/ensemble.md): per-example teacher weights, KL form, aligned taps:
+    python experiments/distill.py ... --teacher_weighting=confidence --teacher_alignment=procrustes
+
 Saves the student alone as <workdir>/student.keras (no teachers, no adapters),
 with config, history, TensorBoard logs, checkpoints and results.json.
 Methods: student, hinton, fsp, fsp_kl, rkd, sskd_svd, p1, p1_p2, ours.
@@ -43,8 +46,21 @@ flags.DEFINE_enum("teacher_precision", None, ["float32", "bfloat16", "int8_ahead
                   "How the frozen teachers run: float32 (default), bfloat16 copies, or int8 "
                   "TFLite teachers run ahead in the input pipeline (TensorFlow backend).")
 
+# P3 variants (issue 16, docs/ensemble.md); a flag at its default is left out of the config.
+flags.DEFINE_enum("teacher_weighting", None, ["mean", "confidence", "closest"],
+                  "How the K teachers are weighted per example in the KL and feature terms: "
+                  "mean (the paper's 1/K), confidence (CA-MKD: from each teacher's CE on the "
+                  "label) or closest (the teacher nearest the student).")
+flags.DEFINE_enum("ensemble_kl", None, ["mean_of_kls", "kl_to_mean"],
+                  "The K-teacher KL: the paper's mean of KLs, or KL to the mean teacher.")
+flags.DEFINE_enum("teacher_alignment", None, ["none", "procrustes"],
+                  "Rotate each teacher's taps onto teacher 0's (per-tap orthogonal Procrustes "
+                  "maps fitted on the first 1,024 training images) before averaging Grams.")
+
 _SWITCHES = ("use_kl", "temperature", "gram_weight", "gram_reduction", "pool", "beta_mode",
              "beta_terms", "epoch_origin", "adapter_side")
+_ENSEMBLE_DEFAULTS = {"teacher_weighting": "mean", "ensemble_kl": "mean_of_kls",
+                      "teacher_alignment": "none"}
 
 
 def parse_cross_depth(text):
@@ -79,6 +95,9 @@ def main(argv):
         # compares with finished runs) is the one it had before the flag existed.
         if FLAGS.teacher_precision not in (None, "float32"):
             options["teacher_precision"] = FLAGS.teacher_precision
+        for name, default in _ENSEMBLE_DEFAULTS.items():
+            if getattr(FLAGS, name) not in (None, default):
+                options[name] = getattr(FLAGS, name)
         depth = parse_cross_depth(FLAGS.cross_depth)
         if depth is not None:
             options["cross_depth"] = depth

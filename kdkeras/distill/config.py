@@ -66,6 +66,17 @@ class DistillConfig:
         first training batches and run in the input pipeline by
         `Distiller.fit`; TensorFlow backend). Either changes the teachers'
         outputs by their round-off; losses, Grams and the student stay float32.
+      teacher_weighting, ensemble_kl, teacher_alignment: how P3 combines the
+        K teachers (issue 16; `kdkeras.distill.ensemble`, `docs/ensemble.md`).
+        `teacher_weighting`: `"mean"` (the paper's 1/K), `"confidence"`
+        (CA-MKD, Zhang et al. 2022: per-example weights from each teacher's
+        cross-entropy on the label, for the KL and the feature term) or
+        `"closest"` (per example and term, the teacher nearest the student).
+        `ensemble_kl`: `"mean_of_kls"` (the paper's Eq. 8) or `"kl_to_mean"`
+        (KL to the averaged teacher distribution; the same gradient).
+        `teacher_alignment`: `"none"` or `"procrustes"` (each teacher's taps
+        rotated onto teacher 0's by a per-tap orthogonal map fitted on the
+        first training images before the feature term averages them).
     """
 
     method: str = "ours"
@@ -89,6 +100,11 @@ class DistillConfig:
     svd_k: int = 1
     fsp_mode: str = "sseung0703"
     teacher_precision: str = "float32"
+    # Issue 16's P3 variants (checked by kdkeras.distill.ensemble.check_options when
+    # the Distiller is built); the defaults are the paper's terms.
+    teacher_weighting: str = "mean"
+    ensemble_kl: str = "mean_of_kls"
+    teacher_alignment: str = "none"
 
     def __post_init__(self):
         def bad(field, allowed):

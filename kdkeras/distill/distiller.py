@@ -25,7 +25,7 @@ import keras
 from keras import ops
 
 from kdkeras import losses as kd_losses
-from kdkeras.distill import feature_terms
+from kdkeras.distill import ensemble, feature_terms
 from kdkeras.distill.adapters import build_adapters, tap_channels
 from kdkeras.distill.beta import combine_gradients
 from kdkeras.distill.config import DistillConfig
@@ -246,6 +246,8 @@ class Distiller(keras.Model):
                 self._check_channels(k, view, idx)
         self.pairs = (kd_losses.cross_layer_pairs(list(range(len(s_names))), config.cross_depth)
                       if config.feature_loss in ("gram", "fsp") and len(s_names) > 1 else [])
+        # Issue 16: P3 variant options checked; fixed teacher tap rotations if asked for.
+        self.teacher_alignment = ensemble.build(config, views)
 
         self.epoch = keras.Variable(0.0, dtype="float32", trainable=False, name="epoch")
         # A run without teachers logs only what it has (no β, τ or KD terms).
@@ -316,6 +318,7 @@ class Distiller(keras.Model):
         _refuse_whole_model_checkpoints(callbacks)
         if not any(isinstance(c, _EpochCallback) for c in callbacks):
             callbacks.insert(0, _EpochCallback())
+        x = ensemble.prepare_fit(self, x)   # fits teacher_alignment's rotations first
         own_guard = None
         if not any(isinstance(c, NonFiniteGuard) for c in callbacks):
             own_guard = NonFiniteGuard("stop")
@@ -368,13 +371,16 @@ class Distiller(keras.Model):
         kl, feature = zero, zero
         k_teachers = len(teacher_outputs)
         teacher_feats = []
+        variant = ensemble.uses_variant(c)   # issue 16's P3 variants: both terms there
         for t_out in teacher_outputs:
             t_logits = ops.cast(ops.stop_gradient(t_out[0]), "float32")
             teacher_feats.append([ops.cast(ops.stop_gradient(f), "float32") for f in t_out[1:]])
-            if c.use_kl:
+            if c.use_kl and not variant:
                 kl = kl + ops.mean(kd_losses.kl_divergence(t_logits, s_logits,
                                                            temperature=c.temperature))
-        if k_teachers:
+        if k_teachers and variant:
+            kl, feature = ensemble.teacher_terms(self, y, s_logits, s_feats, teacher_outputs)
+        elif k_teachers:
             kl = kl / k_teachers
             if c.feature_loss is not None:
                 # The teacher mean; for the Gram losses with one student Gram per pair.

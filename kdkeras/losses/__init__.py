@@ -11,6 +11,11 @@ inputs are fixed targets (wrapped in stop_gradient).
 - `multi_teacher_gram_loss` (`mean_teacher_gram_loss` from Gram matrices):
   the K-teacher mean of `gram_loss` with one student Gram per pair;
   `adapted_gram`: a Gram after bias-free 1×1 adapters, W1ᵀ·G·W2.
+- `teacher_weighting`: per-example teacher weights (the paper's 1/K, CA-MKD's
+  confidence, the closest teacher); `ensemble_kl`: the K-teacher KL as the
+  paper's mean of KLs or the KL to the mean teacher.
+- `alignment`: orthogonal Procrustes maps of one network's taps onto
+  another's; `cka`: linear CKA (Kornblith et al. 2019).
 - `fsp_loss`, `multi_teacher_fsp_loss`: Yim et al. (2017).
 - `rkd_loss`: Park et al. (2019).
 - `svd_loss`: SSKD_SVD, Lee et al. (2018).
@@ -18,6 +23,9 @@ inputs are fixed targets (wrapped in stop_gradient).
   (imported on demand: `from kdkeras.losses import distillation_losses`).
 """
 
+from kdkeras.losses.alignment import orthogonal_procrustes, rotate_taps, tap_cross_product
+from kdkeras.losses.cka import linear_cka
+from kdkeras.losses.ensemble_kl import KL_FORMS, ensemble_kl, kl_to_mean_teacher, mean_of_kls
 from kdkeras.losses.fsp import FSP_MODES, SQUARED_FSP_MODES, fsp_loss, multi_teacher_fsp_loss
 from kdkeras.losses.gram import (POOLS, REDUCTIONS, adaptive_pool2d, cross_layer_pairs,
                                  gram_distance, gram_loss, gram_matrix)
@@ -28,28 +36,42 @@ from kdkeras.losses.hinton import hinton_kd
 from kdkeras.losses.kl import kl_divergence
 from kdkeras.losses.rkd import rkd_loss
 from kdkeras.losses.svd import SVD_GRADIENTS, SVD_MODES, svd_loss
+from kdkeras.losses.teacher_weighting import (WEIGHTINGS, closest_teacher_weights,
+                                              confidence_weights, uniform_teacher_weights)
 
 __all__ = [
     "FSP_MODES",
+    "KL_FORMS",
     "POOLS",
     "REDUCTIONS",
     "SQUARED_FSP_MODES",
     "SVD_GRADIENTS",
     "SVD_MODES",
+    "WEIGHTINGS",
     "adapted_gram",
     "adaptive_pool2d",
+    "closest_teacher_weights",
+    "confidence_weights",
     "cross_layer_pairs",
+    "ensemble_kl",
     "fsp_loss",
     "gram_distance",
     "gram_loss",
     "gram_matrix",
     "hinton_kd",
     "kl_divergence",
+    "kl_to_mean_teacher",
+    "linear_cka",
+    "mean_of_kls",
     "mean_teacher_gram_distance",
     "mean_teacher_gram_loss",
     "multi_teacher_fsp_loss",
     "multi_teacher_gram_loss",
+    "orthogonal_procrustes",
     "pair_grams",
     "rkd_loss",
+    "rotate_taps",
     "svd_loss",
+    "tap_cross_product",
+    "uniform_teacher_weights",
 ]

@@ -65,7 +65,8 @@ def adapted_gram(gram: Tensor, w1: Optional[Tensor] = None, w2: Optional[Tensor]
 
 
 def mean_teacher_gram_distance(teacher_grams: Sequence[Tensor], student_gram: Tensor,
-                               reduction: str = "mean") -> Tensor:
+                               reduction: str = "mean", *,
+                               teacher_weights: Optional[Tensor] = None) -> Tensor:
     """(1/K) Σ_k d(G_T,k, G_S) per example, with one student term instead of K.
 
     For d a sum or a mean of squared entries (`gram_distance`), the mean over K
@@ -82,10 +83,20 @@ def mean_teacher_gram_distance(teacher_grams: Sequence[Tensor], student_gram: Te
     Written as a spread about Ḡ rather than (1/K)Σ‖G_T,k‖² − ‖Ḡ‖², it is a
     sum of squares and loses nothing to cancellation.
 
+    With per-example teacher weights w_k(x) ≥ 0, Σ_k w_k = 1
+    (`kdkeras.losses.teacher_weighting`), the same expansion about the
+    weighted mean Ḡ_w = Σ_k w_k·G_T,k gives
+
+        Σ_k w_k ‖G_T,k − G_S‖² = ‖Ḡ_w − G_S‖² + Σ_k w_k ‖G_T,k − Ḡ_w‖²
+
+    (the cross term Σ_k w_k (G_T,k − Ḡ_w) is 0); w_k = 1/K is the line above.
+
     Args:
       teacher_grams: K (B, m, n) Gram matrices, one per teacher.
       student_gram: the student's (B, m, n) Gram matrix.
       reduction: `"mean"` or `"sum"`, as `gram_distance`.
+      teacher_weights: (B, K) per-example weights summing to 1 over K, fixed
+        (stop_gradient); None: the paper's 1/K.
 
     Returns:
       (B,) float32.
@@ -94,6 +105,9 @@ def mean_teacher_gram_distance(teacher_grams: Sequence[Tensor], student_gram: Te
     teacher_grams = list(teacher_grams)
     if not teacher_grams:
         raise ValueError("`teacher_grams` is empty: pass one Gram matrix per teacher.")
+    if teacher_weights is not None:
+        return _weighted_teacher_gram_distance(teacher_grams, student_gram, reduction,
+                                               teacher_weights)
     if len(teacher_grams) == 1:
         return gram_distance(teacher_grams[0], student_gram, reduction)
     mean = ops.sum(ops.stack(teacher_grams, axis=0), axis=0) / float(len(teacher_grams))
@@ -101,9 +115,20 @@ def mean_teacher_gram_distance(teacher_grams: Sequence[Tensor], student_gram: Te
     return gram_distance(mean, student_gram, reduction) + spread / float(len(teacher_grams))
 
 
+def _weighted_teacher_gram_distance(teacher_grams, student_gram, reduction, teacher_weights):
+    from kdkeras.losses.teacher_weighting import check_teacher_weights
+
+    check_teacher_weights(teacher_weights, len(teacher_grams))
+    w = ops.stop_gradient(as_float32(teacher_weights))
+    mean = sum(w[:, k, None, None] * as_float32(g) for k, g in enumerate(teacher_grams))
+    spread = sum(w[:, k] * gram_distance(g, mean, reduction) for k, g in enumerate(teacher_grams))
+    return gram_distance(mean, student_gram, reduction) + spread
+
+
 def mean_teacher_gram_loss(teacher_grams: Sequence[Sequence[Tensor]],
                            student_grams: Sequence[Tensor], *, reduction: str = "mean",
-                           weight: Union[float, Sequence[float]] = 1.0) -> Tensor:
+                           weight: Union[float, Sequence[float]] = 1.0,
+                           teacher_weights: Optional[Tensor] = None) -> Tensor:
     """(1/K) Σ_k Σ_p λ_p · d(G_T,k,p, G_S,p) per example, from Gram matrices.
 
     The K-teacher mean of Eq. 4 (`gram_loss`) by `mean_teacher_gram_distance`:
@@ -114,6 +139,8 @@ def mean_teacher_gram_loss(teacher_grams: Sequence[Sequence[Tensor]],
       student_grams: the student's Grams in the same pair order.
       reduction: `"mean"` or `"sum"`, see `gram_loss`.
       weight: λ, one float or one per pair.
+      teacher_weights: (B, K) per-example teacher weights summing to 1 (the
+        same for every pair), or None for the paper's 1/K.
 
     Returns:
       (B,) float32.
@@ -135,7 +162,8 @@ def mean_teacher_gram_loss(teacher_grams: Sequence[Sequence[Tensor]],
                 raise ValueError(
                     f"Pair {p}: teacher {k}'s Gram is {tuple(g.shape[1:])} but the student's is "
                     f"{tuple(g_s.shape[1:])}; channel counts must match (add an adapter).")
-        term = lam * mean_teacher_gram_distance(g_t, g_s, reduction)
+        term = lam * mean_teacher_gram_distance(g_t, g_s, reduction,
+                                                teacher_weights=teacher_weights)
         total = term if total is None else total + term
     return total
 

@@ -77,9 +77,16 @@ class TrainConfig:
     resume: bool = False
     overwrite: bool = False
     verbose: int = 2
+    # Teacher recipes (kdkeras.training.teacher_recipes; P3, issue 16): start from a saved
+    # model at an epoch of the schedule, a data order of its own, snapshots along the way.
+    init_from: Optional[str] = None
+    start_epoch: int = 0
+    data_order_seed: Optional[int] = None
+    snapshot_epochs: tuple = ()
 
     def __post_init__(self):
         _check_positive_int(self, "epochs", "batch_size", "lr_decay_every")
+        _check_recipe(self)
         _check_non_negative_float(self, "learning_rate", "momentum", "weight_decay",
                                   "lr_decay_factor")
         for name in ("train_subset", "test_subset"):
@@ -130,6 +137,12 @@ class DistillRunConfig(TrainConfig):
                 f"train_teachers must be >= 0. Received: train_teachers={self.train_teachers}.")
         if self.teachers and self.train_teachers:
             raise ValueError("Pass either teachers (checkpoint paths) or train_teachers=K, not both.")
+        recipe = {n: getattr(self, n) for n in _RECIPE_FIELDS
+                  if getattr(self, n) != TrainConfig.__dataclass_fields__[n].default}
+        if recipe:
+            raise ValueError(f"{sorted(recipe)} are teacher-training options "
+                             "(experiments/train.py), not of a distillation run. "
+                             f"Received: {recipe}.")
 
     @property
     def num_teachers(self) -> int:
@@ -160,3 +173,27 @@ def _check_non_negative_float(cfg, *names):
         value = getattr(cfg, name)
         if not isinstance(value, (int, float)) or math.isnan(value) or math.isinf(value) or value < 0:
             raise ValueError(f"{name} must be a finite non-negative number. Received: {name}={value!r}.")
+
+
+_RECIPE_FIELDS = ("init_from", "start_epoch", "data_order_seed", "snapshot_epochs")
+
+
+def _check_recipe(cfg) -> None:
+    """The teacher-recipe fields: a start epoch inside the schedule, from a model; snapshot
+    epochs inside it."""
+    start = cfg.start_epoch
+    if isinstance(start, bool) or not isinstance(start, int) or not 0 <= start < cfg.epochs:
+        raise ValueError(f"start_epoch must be an int in 0..epochs-1 ({cfg.epochs - 1}). "
+                         f"Received: start_epoch={start!r}.")
+    if start and not cfg.init_from:
+        raise ValueError("start_epoch > 0 continues a schedule from a saved model: pass "
+                         f"init_from=<model.keras>. Received: start_epoch={start}.")
+    seed = cfg.data_order_seed
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise ValueError(f"data_order_seed must be an int or None. Received: {seed!r}.")
+    epochs = cfg.snapshot_epochs
+    if not isinstance(epochs, (tuple, list)) or any(
+            isinstance(e, bool) or not isinstance(e, int) or not start < e <= cfg.epochs
+            for e in epochs):
+        raise ValueError(f"snapshot_epochs must be epochs in {start + 1}..{cfg.epochs}. "
+                         f"Received: snapshot_epochs={epochs!r}.")

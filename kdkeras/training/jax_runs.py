@@ -30,7 +30,9 @@ from kdkeras.data.numpy_data import ArrayBatches, ArraySplits
 from kdkeras.training.config import DistillRunConfig, TrainConfig
 from kdkeras.training.provenance import provenance, write_json_atomic
 from kdkeras.training.runs import distill_model, teacher_configs, train_model
+from kdkeras.training.strategy import process_share
 from kdkeras.training.trainer import data_scale, fit_in_run_dir
+from kdkeras.training.teacher_recipes import data_order_seed
 
 
 def array_batches(data: ArraySplits, config: TrainConfig,
@@ -44,11 +46,12 @@ def array_batches(data: ArraySplits, config: TrainConfig,
     `data.mean`/`data.std` (`kdkeras.training.runs.build_model`).
     """
     train = ArrayBatches(data.x_train, data.y_train, batch_size=config.batch_size, training=True,
-                         seed=config.seed, augment=config.augment, subset=config.train_subset,
-                         initial_epoch=initial_epoch)
+                         seed=data_order_seed(config), augment=config.augment,
+                         subset=config.train_subset, initial_epoch=initial_epoch)
     test = ArrayBatches(data.x_test, data.y_test, batch_size=config.batch_size, training=False,
                         augment=False, subset=config.test_subset)
-    return train, test
+    # Several JAX processes (strategy="multiworker"): each feeds its share of every batch.
+    return process_share(train), process_share(test)
 
 
 def fit_arrays_in_run_dir(model, data: ArraySplits, config: TrainConfig, run_dir, *,

@@ -21,7 +21,8 @@ from kdkeras.distill import Distiller, method_config
 from kdkeras.models.normalization import ensure_input_normalization
 from kdkeras.training.checkpoints import field_defaults, prepare_run_dir
 from kdkeras.training.config import DistillRunConfig, TrainConfig
-from kdkeras.training.strategy import get_strategy
+from kdkeras.training.strategy import chief_writes, get_strategy
+from kdkeras.training.teacher_recipes import check_init_from, initialise_from
 from kdkeras.training.trainer import fit_in_run_dir
 
 
@@ -71,9 +72,12 @@ def _strategy_scope(config: TrainConfig):
     return get_strategy(config.strategy).scope()
 
 
+@chief_writes  # strategy='multiworker': only the chief writes in config.workdir
 def train_model(config: TrainConfig, splits=None, *, fit: Callable = fit_in_run_dir) -> dict:
     """Trains `config.model` from scratch (the `student` method, no teachers)."""
     models.spec(config.model)
+    if config.init_from:
+        check_init_from(config.init_from)
     splits = splits or _load_data(config)
     _check_batch(config, splits)
     run_dir = prepare_run_dir(config.workdir, config.to_dict(), resume=config.resume,
@@ -81,6 +85,8 @@ def train_model(config: TrainConfig, splits=None, *, fit: Callable = fit_in_run_
     keras.utils.set_random_seed(config.seed)  # the initial weights are the seed's
     with _strategy_scope(config):
         model = build_model(config.model, splits)
+        if config.init_from:   # a branched teacher (teacher_recipes): its parent's weights
+            initialise_from(model, config.init_from)
         trainer = Distiller(model, [], method_config("student"), weight_decay=config.weight_decay)
     return fit(trainer, splits, config, run_dir, save_name="model.keras",
                extra_results=_normalization_record(model))
@@ -135,6 +141,7 @@ def teacher_configs(config: DistillRunConfig) -> list[TrainConfig]:
             for k in range(config.train_teachers)]
 
 
+@chief_writes
 def distill_model(config: DistillRunConfig, splits=None, *,
                   fit: Callable = fit_in_run_dir) -> dict:
     """Distils `config.model` from K teachers (given or trained first, by the same `fit`)."""

@@ -21,6 +21,7 @@ from kdkeras.training.guards import NonFiniteGuard, SignalStop
 from kdkeras.training.config import TrainConfig
 from kdkeras.training.provenance import provenance, write_json_atomic
 from kdkeras.training.strategy import resolve_jit_compile
+from kdkeras.training.teacher_recipes import SnapshotSaver, data_order_seed
 
 
 def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
@@ -43,7 +44,7 @@ def input_pipelines(splits, config: TrainConfig, initial_epoch: int = 0):
     from kdkeras.data import make_input_pipeline
 
     train = make_input_pipeline(splits.train, training=True, batch_size=config.batch_size,
-                                seed=config.seed, augment=config.augment,
+                                seed=data_order_seed(config), augment=config.augment,
                                 subset=_subset(config.train_subset, splits.num_train), epochs=config.epochs,
                                 initial_epoch=initial_epoch,
                                 labels=getattr(splits, "train_labels", None))
@@ -98,6 +99,8 @@ def fit_in_run_dir(model, splits, config: TrainConfig, run_dir, *, save_name: st
     if initial_epoch:
         print(f"Resuming {run_dir} after epoch {initial_epoch}/{config.epochs}.", flush=True)
         trim_csv_history(run_dir / "history.csv", initial_epoch)
+    # A branched run (init_from, teacher_recipes) continues its parent's schedule there.
+    initial_epoch = max(initial_epoch, getattr(config, "start_epoch", 0))
     train_ds, test_ds = pipelines(splits, config, initial_epoch)
     # The guards stop the run after the current batch (a NaN/Inf loss term, or
     # SIGINT/SIGTERM); the checkpoint keeps the last complete, finite epoch.
@@ -113,6 +116,8 @@ def fit_in_run_dir(model, splits, config: TrainConfig, run_dir, *, save_name: st
     if tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard"),
                                                      write_graph=False))
+    if getattr(config, "snapshot_epochs", ()):
+        callbacks.append(SnapshotSaver(run_dir, config.snapshot_epochs))
     callbacks.append(on_signal)
     if initial_epoch < config.epochs:
         try:

@@ -16,7 +16,8 @@ DEFINE = re.compile(r"DEFINE_\w+\(\s*\"(\w+)\"")
 SCHEDULE = {"preset", "epochs", "batch_size", "lr_decay_every", "train_subset", "test_subset",
             "jit_compile"}
 SHARED = {
-    "train": "all", "distill": "all", "main": SCHEDULE, "reproduce": SCHEDULE, "export": set(),
+    "train": "all", "distill": "all", "ensemble": "all", "main": SCHEDULE, "reproduce": SCHEDULE,
+    "export": set(),
 }
 # Flags TensorFlow and absl define, which --helpfull lists and --help must not.
 NOT_OURS = ("logtostderr", "alsologtostderr", "log_dir", "only_check_args", "pdb_post_mortem",

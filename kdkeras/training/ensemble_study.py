@@ -1,0 +1,123 @@
+"""The P3 ensemble study of issue 16: every variant at K=1 and K=3 over seeds, paired by seed.
+
+Each variant is a set of `DistillConfig` overrides of the paper's full method
+(`ours`); its K=1 twin uses teacher 0 alone with the same overrides, so the
+paired difference K=3 − K=1 on one seed (same initial student, same data
+order) isolates what the other K−1 teachers add under that variant:
+
+    python experiments/ensemble.py --teachers=T0,T1,T2 --teacher_set=independent \
+        --variants=ours,aligned --seeds=0,1,2 --root=runs/ensemble/independent \
+        --out=results/cifar10-jpeg/ensemble/variants-independent.json ...
+
+Every run resumes (its own run directory under `root/<variant>/K<k>-s<seed>`),
+so a stopped study continues where it stopped. `summarise` reads the finished
+runs' results.json files, so it can be re-run on any set of runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from kdkeras.reporting.aggregate import mean_std
+
+# name → DistillConfig overrides of `ours` (docs/ensemble.md describes each).
+VARIANTS: dict[str, tuple] = {
+    "ours": (),                                                      # the paper's P3
+    "adapters": (("adapter_side", "student"), ("always_adapt", True)),
+    "aligned": (("teacher_alignment", "procrustes"),),
+    "confidence": (("teacher_weighting", "confidence"),),
+    "closest": (("teacher_weighting", "closest"),),
+    "kl_to_mean": (("ensemble_kl", "kl_to_mean"),),
+}
+
+# Two-sided 95 % Student-t quantiles t_{0.975, n−1} for n = 2..10 seeds.
+_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
+         9: 2.262}
+
+
+def run_dir(root, variant: str, k: int, seed: int) -> Path:
+    return Path(root) / variant / f"K{k}-s{seed}"
+
+
+def paired_difference(a_by_seed: dict, b_by_seed: dict) -> dict:
+    """a − b on the seeds both have: mean, sample std and the 95 % t-interval of the mean.
+
+    Values in percentage points. The interval is mean ± t_{0.975,n−1}·std/√n
+    (None for fewer than 2 seeds; n up to 10).
+    """
+    seeds = sorted(set(a_by_seed) & set(b_by_seed))
+    stats = mean_std([a_by_seed[s] - b_by_seed[s] for s in seeds])
+    stats["seeds"] = seeds
+    n = stats["n"]
+    if n >= 2 and n - 1 in _T975:
+        half = _T975[n - 1] * stats["std"] / math.sqrt(n)
+        stats["ci95"] = [stats["mean"] - half, stats["mean"] + half]
+    else:
+        stats["ci95"] = None
+    return stats
+
+
+def run_study(base, teachers: Sequence[str], *, variants: Sequence[str], seeds: Sequence[int],
+              ks: Sequence[int] = (1, 3), root, splits=None, distill: Callable = None) -> dict:
+    """Runs (or resumes) every (variant, K, seed) run; returns `summarise` of them.
+
+    Args:
+      base: a `DistillRunConfig` holding the scale and recipe (its method,
+        teachers, seed, workdir and distill_options are set here).
+      teachers: checkpoint paths; K uses the first K.
+      distill: the run function (`kdkeras.training.runs.distill_model` by default).
+    """
+    from kdkeras.training.runs import distill_model
+
+    distill = distill or distill_model
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown or max(ks) > len(teachers):
+        raise ValueError(f"Variants must be among {sorted(VARIANTS)} and K at most the "
+                         f"{len(teachers)} teachers given. Received: variants={list(variants)}, "
+                         f"ks={list(ks)}.")
+    for variant in variants:
+        for k in ks:
+            for seed in seeds:
+                config = dataclasses.replace(
+                    base, method="ours", teachers=tuple(str(t) for t in teachers[:k]),
+                    train_teachers=0, seed=seed, distill_options=VARIANTS[variant],
+                    workdir=str(run_dir(root, variant, k, seed)), resume=True, overwrite=False)
+                print(f"ensemble study: {variant} K={k} seed {seed} -> {config.workdir}",
+                      flush=True)
+                distill(config, splits)
+    return summarise(root, variants, seeds, ks)
+
+
+def summarise(root, variants: Sequence[str], seeds: Sequence[int],
+              ks: Sequence[int] = (1, 3)) -> dict:
+    """Top-1 per (variant, K) over seeds and each variant's paired K_max − K_min difference."""
+    out = {"variants": {}, "scale": None, "ks": list(ks)}
+    lo, hi = min(ks), max(ks)
+    for variant in variants:
+        by_k = {}
+        for k in ks:
+            top1 = {}
+            for seed in seeds:
+                path = run_dir(root, variant, k, seed) / "results.json"
+                if not path.exists():
+                    continue
+                results = json.loads(path.read_text())
+                top1[seed] = 100.0 * results["test_accuracy"]
+                if out["scale"] is None:
+                    prov = results["provenance"]
+                    out["scale"] = {key: prov.get(key) for key in (
+                        "dataset", "num_train", "num_test", "epochs", "preset")}
+                    out["scale"]["device"] = prov["machine"].get("device")
+                    out["scale"]["git_commit"] = prov.get("git_commit")
+            by_k[f"K{k}"] = {**mean_std(list(top1.values())), "by_seed": top1}
+        out["variants"][variant] = {
+            "options": [list(o) for o in VARIANTS.get(variant, ())],
+            **by_k,
+            f"K{hi}_minus_K{lo}": paired_difference(by_k[f"K{hi}"]["by_seed"],
+                                                    by_k[f"K{lo}"]["by_seed"]),
+        }
+    return out
