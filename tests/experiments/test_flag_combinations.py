@@ -36,6 +36,8 @@ FLAGS = flags.FLAGS
 FLAGS(["distill.py", *json.loads(sys.argv[1])])
 import keras
 import kdkeras
+from kdkeras.training.strategy import prepare_devices
+prepare_devices(FLAGS.strategy)  # before the first op below, as distill.py does before its own
 tmp = sys.argv[2]
 keras.utils.set_random_seed(0)
 teacher = kdkeras.models.get("resnet8", num_classes=10, input_shape=(32, 32, 3),
