@@ -1,11 +1,12 @@
 # The two commands of the README:
-#   make run    install into ./.venv, then run the main job (teachers -> distilled student)
+#   make run    install into ./.venv, then run the main job (the shipped teachers -> a
+#               distilled student against the student alone, about ten minutes)
 #   make test   install into ./.venv (with the test tools), then run the test suite
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # The real image data of this workplace, if it is beside the checkout; elsewhere
-# the main job falls back to CIFAR-100 through tensorflow-datasets.
+# the main job reads CIFAR-10 through tensorflow-datasets (the teachers' dataset).
 DATA_DIR ?= $(firstword $(wildcard ../shared/data/cifar10-jpeg))
 RUN_ARGS ?=
 TEST_ARGS ?=

@@ -2,6 +2,17 @@
 
 Every flag defaults to None, meaning "the preset's value", so a preset sets the
 schedule and any flag given on the command line overrides it.
+
+Help: each script calls `flags.adopt_module_key_flags(common)` after defining
+its flags, so `--help` lists the script's own flags and these shared ones (absl
+lists only a script's "key" flags there, and adopting must be done by the script
+itself; TensorFlow's and absl's own stay in `--helpfull`). Nothing here
+imports TensorFlow or kdkeras at import time, so `--help` answers at once.
+
+Logs: `quiet_logs()` (first thing in every script's `main`) keeps the console
+to the run's own output: no TensorFlow C++ start-up lines, no absl/tfds INFO,
+no Keras shuffle warning, each TensorFlow warning once; `--verbosity=0` (absl's
+flag) brings them back.
 """
 
 from __future__ import annotations
@@ -9,19 +20,33 @@ from __future__ import annotations
 import errno
 import os
 import sys
+import threading
+import warnings
 
 from absl import flags
+from absl import logging as absl_logging  # defines --verbosity
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 FLAGS = flags.FLAGS
+# absl's --verbosity brings the libraries' logs back (see quiet_logs): in every --help.
+flags.declare_key_flag("verbosity")
+
+# The presets of kdkeras.training.config.PRESET_NAMES, named here so that defining
+# the flags imports no TensorFlow (a test checks the two agree). `demo` is the
+# main job's; the other scripts offer the three schedules.
+PRESETS = ("paper", "fast", "demo", "smoke")
+SCRIPT_PRESETS = ("paper", "fast", "smoke")
 
 
-def define_schedule_flags() -> None:
+# --------------------------------------------------------------------------- presets
+
+
+def define_schedule_flags(default_preset: str = "fast", presets=SCRIPT_PRESETS) -> None:
     """The preset and the overrides of its schedule and scale (every script has them)."""
-    from kdkeras.training.config import PRESET_NAMES
-
-    flags.DEFINE_enum("preset", "fast", list(PRESET_NAMES), "Schedule preset.")
+    flags.DEFINE_enum("preset", default_preset, list(presets),
+                      "Schedule preset (kdkeras.training.config); a flag below overrides "
+                      "its value.")
     flags.DEFINE_integer("epochs", None, "Epochs (default: the preset's).")
     flags.DEFINE_integer("batch_size", None, "Batch size (default: the preset's).")
     flags.DEFINE_integer("lr_decay_every", None, "Decay the learning rate every N epochs.")
@@ -32,6 +57,7 @@ def define_schedule_flags() -> None:
 
 
 def define_common_flags(default_model: str) -> None:
+    """The shared flags of train.py and distill.py."""
     define_schedule_flags()
     flags.DEFINE_string("model", default_model, "Registry model name (the student for distill.py).")
     flags.DEFINE_string("dataset", None,
@@ -88,6 +114,84 @@ def common_overrides() -> dict:
 
         keras.mixed_precision.set_global_policy(f"mixed_{FLAGS.mixed_precision}")
     return {n: getattr(FLAGS, n) for n in names}
+
+
+# --------------------------------------------------------------------------- logs
+
+# TensorFlow's C++ start-up lines, written to the process's stderr before any
+# log level applies (TF_CPP_MIN_LOG_LEVEL does not reach them).
+_START_UP_NOISE = ("All log messages before absl::InitializeLog()", "oneDNN custom operations",
+                   "cpu_feature_guard", "This TensorFlow binary is optimized",
+                   "To enable the following instructions", "Unable to register cu",
+                   "computation placer already registered", "TF-TRT Warning",
+                   "Could not find cuda drivers", "successful NUMA node read")
+
+
+def verbose_logs() -> bool:
+    """Whether the user asked for the libraries' logs (absl's --verbosity given)."""
+    try:
+        return FLAGS["verbosity"].present > 0
+    except KeyError:
+        return False
+
+
+def quiet_logs() -> None:
+    """Keeps the console to the run's own output unless --verbosity was given.
+
+    Call first in `main` (flags are parsed, TensorFlow not yet imported).
+    """
+    if verbose_logs():
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0" if FLAGS.verbosity >= 0 else "2"
+        return
+    import logging
+
+    absl_logging.set_verbosity(absl_logging.WARNING)
+    # Keras warns on every fit that a tf.data pipeline is not re-shuffled by it:
+    # the pipelines here shuffle themselves.
+    warnings.filterwarnings("ignore", message=r"`shuffle=True` was passed")
+    _import_tensorflow_without_start_up_lines()
+    # TensorFlow's Python logger also hands each record to absl's handler: once is enough.
+    tf_logger = logging.getLogger("tensorflow")
+    tf_logger.propagate = False
+    tf_logger.setLevel(logging.ERROR)
+
+
+def _import_tensorflow_without_start_up_lines() -> None:
+    """Imports TensorFlow with its C++ start-up lines filtered out of stderr.
+
+    Those lines are written to file descriptor 2 by C++ code, so fd 2 is routed
+    through a pipe while TensorFlow loads; every other line passes through.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        read_end, write_end = os.pipe()
+    except OSError:
+        import tensorflow  # noqa: F401
+        return
+
+    def forward():
+        with os.fdopen(read_end, "rb") as pipe:
+            for line in pipe:
+                if not any(noise.encode() in line for noise in _START_UP_NOISE):
+                    os.write(saved, line)
+
+    thread = threading.Thread(target=forward, daemon=True)
+    thread.start()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    try:
+        import tensorflow  # noqa: F401  (no op: --strategy may still split the CPU)
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        thread.join(timeout=5)
+        os.close(saved)
+
+
+# --------------------------------------------------------------------------- errors
 
 
 def run_cli(fn) -> None:

@@ -25,6 +25,7 @@ import common
 from common import FLAGS
 
 common.define_common_flags(default_model="resnet8")
+flags.adopt_module_key_flags(common)  # --help lists the shared flags too
 flags.DEFINE_string("teacher_model", "resnet32", "Registry name of the teachers' architecture.")
 flags.DEFINE_list("teachers", [], "Teacher checkpoint paths (.keras files or run directories).")
 flags.DEFINE_integer("train_teachers", 0, "Train K teachers first (seeds 0..K-1) in <workdir>/teachers.")
@@ -73,12 +74,25 @@ def parse_cross_depth(text):
     return values if exact or len(values) > 1 else values[0]
 
 
+def refuse_flag_combinations() -> None:
+    """Refuses, before any work, the flag combinations that cannot run (one line each)."""
+    if (FLAGS.train_teachers and FLAGS.mixed_precision
+            and FLAGS.teacher_precision == "int8_ahead"):
+        raise ValueError(
+            "--teacher_precision=int8_ahead converts the teachers to TFLite, which cannot "
+            f"convert teachers trained under --mixed_precision={FLAGS.mixed_precision}. Train "
+            "them in float32 first (experiments/train.py) and pass --teachers=..., or use "
+            "--teacher_precision=bfloat16.")
+
+
 def main(argv):
     del argv
+    common.quiet_logs()
     from kdkeras.training.config import DistillRunConfig, resolve_config
     from kdkeras.training.runs import distill_model
 
     def run():
+        refuse_flag_combinations()
         options = {n: getattr(FLAGS, n) for n in _SWITCHES if getattr(FLAGS, n) is not None}
         # The default precision is left out, so that such a run's config (and how it
         # compares with finished runs) is the one it had before the flag existed.

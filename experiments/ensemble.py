@@ -34,9 +34,12 @@ flags.DEFINE_enum("data_path", "tfdata", ["tfdata", "arrays"],
                   "into memory (kdkeras.data.numpy_data), the path of the JAX backend / GPU box.")
 flags.DEFINE_string("cache", None, "With --data_path=arrays: an .npz keeping the decoded images.")
 
+flags.adopt_module_key_flags(common)  # --help lists the shared flags too
+
 
 def main(argv):
     del argv
+    common.quiet_logs()
     from kdkeras.training.config import DistillRunConfig, resolve_config
     from kdkeras.training.ensemble_study import run_study
 

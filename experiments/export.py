@@ -35,6 +35,7 @@ flags.DEFINE_boolean("int8", False, "Also export a dynamic-range int8 TFLite mod
 flags.DEFINE_integer("latency_repeats", 50, "Timed batch-1 calls per format.")
 flags.DEFINE_integer("tflite_threads", None, "TFLite interpreter threads (default: TFLite's).")
 flags.mark_flag_as_required("model_path")
+flags.adopt_module_key_flags(common)  # --help lists --verbosity (quiet logs by default)
 FLAGS = flags.FLAGS
 
 _NAMES = ("student.keras", "model.keras")
@@ -61,7 +62,7 @@ def run_dataset(model_path: Path) -> tuple:
 
 
 def check_images(dataset: str, data_dir, count: int, model=None):
-    """`count` normalised test images (class-balanced subset), their labels, the stats.
+    """`count` test images as pixels in [0, 255] (class-balanced subset), their labels, the name.
 
     With `model`, its class count must be the dataset's (checked before decoding).
     """
@@ -77,8 +78,8 @@ def check_images(dataset: str, data_dir, count: int, model=None):
     splits = load_dataset(dataset, data_dir, **options)
     if model is not None:
         check_classes(model, splits.num_classes, splits.name)
-    ds = make_input_pipeline(splits.test, training=False, batch_size=256, mean=splits.mean,
-                             std=splits.std, subset=min(count, splits.num_test),
+    ds = make_input_pipeline(splits.test, training=False, batch_size=256,
+                             subset=min(count, splits.num_test),
                              labels=getattr(splits, "test_labels", None))
     try:
         xs, ys = zip(*ds.as_numpy_iterator())
@@ -87,8 +88,7 @@ def check_images(dataset: str, data_dir, count: int, model=None):
             raise
         root = Path(data_dir) if data_dir else default_cifar10_jpeg_dir()
         raise bad_image_error(root / "test", splits.image_shape, None, err.message) from None
-    stats = {"mean": [float(v) for v in splits.mean], "std": [float(v) for v in splits.std]}
-    return np.concatenate(xs), np.concatenate(ys), splits.name, stats
+    return np.concatenate(xs), np.concatenate(ys), splits.name
 
 
 def print_table(report: dict) -> None:
@@ -104,6 +104,7 @@ def print_table(report: dict) -> None:
 
 def main(argv):
     del argv
+    common.quiet_logs()
     from kdkeras.export import export_student
     from kdkeras.training.provenance import provenance, write_json_atomic
 
@@ -120,12 +121,12 @@ def main(argv):
         dataset, data_dir = run_dataset(model_path)
         dataset = FLAGS.dataset or dataset or "cifar10_jpeg"
         data_dir = FLAGS.data_dir or data_dir
-        images, labels, name, stats = check_images(dataset, data_dir, FLAGS.check_images, model)
+        images, labels, name = check_images(dataset, data_dir, FLAGS.check_images, model)
         report = export_student(model_path, out_dir, images=images, labels=labels,
                                 int8=FLAGS.int8, latency_repeats=FLAGS.latency_repeats,
                                 num_threads=FLAGS.tflite_threads)
-        # What a deployment must feed the exports: (pixels / 255 - mean) / std.
-        report.update(check_dataset=name, input_normalization=stats,
+        # The exports take pixels; report["input_normalization"] is what they apply.
+        report.update(check_dataset=name,
                       latency_repeats=FLAGS.latency_repeats,
                       provenance=provenance(dataset=name, num_test=len(images)))
         write_json_atomic(out_dir / "export_report.json", report)

@@ -158,6 +158,7 @@ def run_in_parallel(groups) -> int:
 
 def main(argv):
     del argv
+    common.quiet_logs()
 
     def run():
         from kdkeras.reproduce import reproduce, split_by_pair

@@ -27,10 +27,12 @@ flags.DEFINE_integer("data_order_seed", None, "Seed of the data order and augmen
                      "(default: --seed, which also draws the initial weights).")
 flags.DEFINE_list("snapshot_epochs", None, "Save the model after these epochs as "
                   "<workdir>/snapshots/epoch-NNNN.keras (snapshot teachers, branch points).")
+flags.adopt_module_key_flags(common)  # --help lists the shared flags too
 
 
 def main(argv):
     del argv
+    common.quiet_logs()
     from kdkeras.training.config import TrainConfig, resolve_config
     from kdkeras.training.runs import train_model
 

@@ -17,8 +17,12 @@ batch-1 latency. `export_student` does all of it and returns the report that
 `experiments/export.py` writes. Loading each export in a fresh process is shown
 in `docs/deploy.md`.
 
-Inputs are what the student was trained on: float32 NHWC images normalised
-with the dataset's mean and std (`(x/255 − mean)/std`).
+Inputs are pixels: float32 NHWC values in [0, 255] (uint8 cast to float32).
+A kdkeras student normalises them in its first layer
+(`kdkeras.models.InputNormalization`, `(x/255 − mean)/std` with the statistics
+it was trained with), and that layer is part of every export, so no
+deployment needs to know the statistics; the report records them
+(`input_normalization`).
 """
 
 from __future__ import annotations
@@ -217,7 +221,7 @@ def export_student(model_path, out_dir, *, images: np.ndarray, labels: Optional[
     Args:
       model_path: the student's `.keras` file.
       out_dir: where `saved_model/`, `student.tflite` (and `student_int8.tflite`) go.
-      images: float32 (N, H, W, C) normalised test images for the agreement check.
+      images: float32 (N, H, W, C) test images, pixels in [0, 255], for the agreement check.
       labels: their labels, if known (each format's accuracy is then reported).
       int8: also write the dynamic-range int8 TFLite model.
       latency_repeats: timed batch-1 calls per format.
@@ -227,6 +231,7 @@ def export_student(model_path, out_dir, *, images: np.ndarray, labels: Optional[
       The report: per format its path, size, agreement with Keras, (accuracy)
       and batch-1 latency, with the device each ran on.
     """
+    from kdkeras.models import input_statistics
     from kdkeras.training.provenance import cpu_name, device_name
 
     out_dir = Path(out_dir)
@@ -244,6 +249,8 @@ def export_student(model_path, out_dir, *, images: np.ndarray, labels: Optional[
     keras_device, cpu = device_name(), f"CPU: {cpu_name()} ({os.cpu_count()} cores)"
     report = {"model": model.name, "source": str(model_path),
               "input_shape": list(model.inputs[0].shape[1:]),
+              # What every export applies to its pixel inputs (None: it takes normalised inputs).
+              "input_normalization": input_statistics(model),
               "num_classes": int(model.outputs[0].shape[-1]),
               "check_images": int(len(images)), "formats": {}}
     for fmt, path in paths.items():

@@ -38,6 +38,7 @@ from kdkeras.data.synthetic import synthetic
 _LAZY = {
     "augment_batch": "augment",
     "random_affine_transforms": "augment",
+    "load_cifar10": "cifar10",
     "load_cifar100": "cifar100",
     "load_cifar100_python": "cifar100",
     "default_cifar10_jpeg_dir": "image_folder",
@@ -60,6 +61,7 @@ __all__ = [
     "augment_batch",
     "dataset_names",
     "default_cifar10_jpeg_dir",
+    "load_cifar10",
     "load_cifar100",
     "load_cifar100_python",
     "load_dataset",

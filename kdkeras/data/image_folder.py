@@ -4,8 +4,13 @@ Read through `tfds.folder_dataset.ImageFolder`: it lists the files once (split
 sizes and sorted class names come from the listing, without decoding), fixes a
 deterministic file order (a seeded shuffle per split, so classes are mixed), and
 decodes to uint8. (`keras.utils.image_dataset_from_directory` would return
-float32, resized, batched tensors.) Label `k` is the `k`-th class folder name in
-sorted order.
+float32, resized, batched tensors.) JPEGs are decoded with the accurate
+integer IDCT (`dct_method="INTEGER_ACCURATE"`), which gives Pillow's pixels
+exactly (checked on 200 CIFAR-10 JPEGs), so this path and the Pillow one of
+`kdkeras.data.numpy_data` hand a model the same images. TensorFlow's default
+(the fast IDCT) differs by up to 5 levels: the committed ResNet-32 teacher of
+seed 0, trained on Pillow-decoded images (79.64%), scored 79.81% on it.
+Label `k` is the `k`-th class folder name in sorted order.
 
 Caching: decoding 50,000 JPEGs costs several seconds every epoch on 2 CPU cores,
 so by default (`cache=True`) each split is decoded once, when `load_dataset`
@@ -109,20 +114,24 @@ def load_image_folder(
             )
     class_names = tuple(builder.info.features["label"].names)
     check_class_folders(root, class_names, train_split, test_split, allow_missing_classes)
+    encoded = {"image": tfds.decode.SkipDecoding()}  # the bytes, decoded by `_decode`
     if image_size is None:
-        first = next(iter(builder.as_dataset(train_split, as_supervised=True).take(1)))
+        first = next(iter(builder.as_dataset(train_split, as_supervised=True,
+                                              decoders=encoded).map(_decode).take(1)))
         image_shape = tuple(int(d) for d in first[0].shape)
     else:
         image_shape = (int(image_size[0]), int(image_size[1]), 3)
 
     def fix_image(image, label):
+        image, label = _decode(image, label)
         if image_size is not None:
             image = tf.image.resize(image, image_shape[:2])
             image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
         return tf.ensure_shape(image, image_shape), tf.cast(label, tf.int32)
 
     datasets = {
-        split: builder.as_dataset(split, as_supervised=True, shuffle_files=False).map(
+        split: builder.as_dataset(split, as_supervised=True, shuffle_files=False,
+                                  decoders=encoded).map(
             fix_image, num_parallel_calls=tf.data.AUTOTUNE
         )
         for split in (train_split, test_split)
@@ -160,6 +169,15 @@ def load_image_folder(
         mean=mean,
         std=std,
     )
+
+
+def _decode(encoded, label):
+    """uint8 RGB pixels of one encoded image; JPEGs exactly as Pillow decodes them."""
+    image = tf.cond(
+        tf.io.is_jpeg(encoded),
+        lambda: tf.io.decode_jpeg(encoded, channels=3, dct_method="INTEGER_ACCURATE"),
+        lambda: tf.io.decode_image(encoded, channels=3, expand_animations=False))
+    return image, label
 
 
 def _decode_all(

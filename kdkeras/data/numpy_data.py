@@ -5,10 +5,10 @@ The GPU machine this workplace sometimes lends has JAX but no TensorFlow, so
 same data to `Distiller.fit` on any backend:
 
     data = load_image_arrays("cifar10-jpeg.tar.gz", cache="/tmp/cifar10.npz")
-    train = ArrayBatches(data.x_train, data.y_train, batch_size=128, training=True,
-                         seed=0, mean=data.mean, std=data.std)
-    test = ArrayBatches(data.x_test, data.y_test, batch_size=128, training=False,
-                        mean=data.mean, std=data.std)
+    train = ArrayBatches(data.x_train, data.y_train, batch_size=128, training=True, seed=0)
+    test = ArrayBatches(data.x_test, data.y_test, batch_size=128, training=False)
+    student = kdkeras.models.get("resnet8", num_classes=data.num_classes,
+                                 input_normalization=(data.mean, data.std))
     distiller.fit(train, validation_data=test, epochs=200)
 
 * `load_image_arrays` reads a `<root>/<split>/<class>/<image>` tree, from a
@@ -18,9 +18,11 @@ same data to `Distiller.fit` on any backend:
   as a `.tar.gz`, 184 MB decoded: carry the tar, decode where it runs.)
   Labels are the sorted class-folder names, as in `load_image_folder`.
 * `ArrayBatches` shuffles and batches on the host, then moves each batch to
-  the device and augments and normalises it there: the paper's shift, rotation
-  and flip as Keras preprocessing layers (`RandomFlip`, `RandomRotation`,
-  `RandomTranslation`), one compiled function under JAX.
+  the device and augments it there: the paper's shift, rotation and flip as
+  Keras preprocessing layers (`RandomFlip`, `RandomRotation`,
+  `RandomTranslation`), one compiled function under JAX. Batches are float32
+  pixel values in [0, 255]; models normalise them (their
+  `kdkeras.models.InputNormalization` layer, built with `data.mean`/`data.std`).
 
 Augmentation against `kdkeras.data.augment` (the tf.data path): the same
 ranges (shifts up to 12.5 % of the side in whole pixels, rotations in ±15°, a
@@ -57,8 +59,9 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 class ArraySplits:
     """Decoded train/test images (uint8 NHWC) and labels (int32), with what is known of them.
 
-    `mean`/`std` are per-channel statistics in [0, 1] units (of the training
-    images unless given), for `ArrayBatches`.
+    `mean`/`std` are per-channel statistics in [0, 1] units (`channel_stats` of
+    the decoded training images unless given): build the models trained on
+    these arrays with them (`kdkeras.models.get(..., input_normalization=(mean, std))`).
     """
 
     name: str
@@ -236,11 +239,13 @@ def augmentation_layers(shift: float = 0.125, rotation: float = 15.0, flip: bool
 
 
 class ArrayBatches(keras.utils.PyDataset):
-    """Shuffled, augmented, normalised batches of in-memory uint8 images, for `fit`.
+    """Shuffled, augmented batches of in-memory uint8 images, for `fit`.
 
     Host side: a permutation per epoch, gather a batch. Device side: cast to
-    float32, augment (training), normalise `(x/255 − mean)/std`. Batches come
-    out as backend tensors, `(float32 (B, H, W, C), int32 (B,))`.
+    float32, augment (training). Batches come out as backend tensors,
+    `(float32 (B, H, W, C) pixel values in [0, 255], int32 (B,))`: models
+    normalise inside (`kdkeras.models.InputNormalization`). Augmentation fills
+    pixels from outside the image by reflection (no fill colour).
 
     Determinism: with an integer `seed`, epoch e's order depends on (seed, e)
     and batch i's augmentation on (seed, e, i) alone, whatever order batches
@@ -254,7 +259,6 @@ class ArrayBatches(keras.utils.PyDataset):
       training: shuffle, augment (if `augment`) and drop the last partial batch.
       seed: seed of the shuffle and the augmentation (None: a random one).
       augment: apply `augmentation_layers(**augment_options)` when training.
-      mean, std: per-channel statistics in [0, 1] units.
       subset: keep this many class-balanced examples (chosen with `subset_seed`,
         whatever `seed`); None or at least the data size keeps all.
       initial_epoch: the epoch the first batches belong to.
@@ -266,8 +270,8 @@ class ArrayBatches(keras.utils.PyDataset):
     _EPOCH_STRIDE, _BATCH_STRIDE = 1 << 20, 8
 
     def __init__(self, images, labels, *, batch_size: int, training: bool,
-                 seed: int | None = None, augment: bool = True, mean=(0.5, 0.5, 0.5),
-                 std=(0.5, 0.5, 0.5), subset: int | None = None, subset_seed: int = 0,
+                 seed: int | None = None, augment: bool = True,
+                 subset: int | None = None, subset_seed: int = 0,
                  drop_remainder: bool | None = None, initial_epoch: int = 0,
                  **augment_options):
         super().__init__()
@@ -286,8 +290,6 @@ class ArrayBatches(keras.utils.PyDataset):
             raise ValueError(f"batch_size={batch_size} is larger than the data "
                              f"({len(images)} examples) and the last partial batch is dropped.")
         self.seed = int(np.random.SeedSequence().entropy % (1 << 31)) if seed is None else seed
-        self._offset = np.asarray(mean, np.float32) * 255.0
-        self._scale = 1.0 / (np.asarray(std, np.float32) * 255.0)
         augmentation = tuple(sorted(augment_options.items())) if training and augment else None
         # One compiled transform per augmentation, shared by every ArrayBatches:
         # the seeds travel in the state, so the layers' own seeds do not matter.
@@ -321,8 +323,7 @@ class ArrayBatches(keras.utils.PyDataset):
         if not 0 <= index < len(self):
             raise IndexError(f"Batch {index} out of range (0..{len(self) - 1}).")
         rows = self._order[index * self.batch_size:(index + 1) * self.batch_size]
-        x = self._transform(self.images[rows], self._seed_state(index), self._offset,
-                            self._scale)
+        x = self._transform(self.images[rows], self._seed_state(index))
         return x, keras.ops.convert_to_tensor(self.labels[rows])
 
 
@@ -330,9 +331,9 @@ class ArrayBatches(keras.utils.PyDataset):
 def _transform_for(augmentation):
     """`(transform, number of seed generators)` for `augmentation` (options, or None: none).
 
-    `transform(uint8 images, seed states, offset, scale)` casts, augments with the
-    given seed-generator states, and normalises; compiled as one XLA program
-    under JAX, plain elsewhere.
+    `transform(uint8 images, seed states)` casts to float32 and augments with the
+    given seed-generator states (pixels stay in [0, 255]); compiled as one XLA
+    program under JAX, plain elsewhere.
     """
     layers = None
     if augmentation is not None:
@@ -340,11 +341,11 @@ def _transform_for(augmentation):
         layers.build((None, None, None, 3))
     num_generators = len(layers.non_trainable_variables) if layers is not None else 0
 
-    def transform(images, seed_state, offset, scale):
+    def transform(images, seed_state):
         x = keras.ops.cast(images, "float32")
         if layers is not None:
             x, _ = layers.stateless_call([], list(seed_state), x, training=True)
-        return (x - offset) * scale
+        return x
 
     if keras.backend.backend() == "jax":
         import jax

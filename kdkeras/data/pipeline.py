@@ -1,14 +1,17 @@
-"""`make_input_pipeline`: subset, shuffle, batch, augment, normalise, prefetch."""
+"""`make_input_pipeline`: subset, shuffle, batch, augment, prefetch; pixels stay in [0, 255].
+
+Models own their normalisation (`kdkeras.models.InputNormalization`), so the
+pipeline hands them float32 pixel values in [0, 255], augmented, and each
+model normalises them with the statistics it was trained with: a teacher
+trained elsewhere is fed what it was trained on whatever pipeline runs it.
+"""
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from kdkeras.data.augment import augment_batch
-from kdkeras.data.splits import normalization_stats
 from kdkeras.data.subset import take_subset
 
 
@@ -23,8 +26,6 @@ def make_input_pipeline(
     subset_seed: int = 0,
     labels: np.ndarray | None = None,
     shuffle_buffer: int = 50_000,
-    mean: str | Sequence[float] = "cifar100",
-    std: Sequence[float] | None = None,
     shift: float = 0.125,
     rotation: float = 15.0,
     flip: bool = True,
@@ -37,10 +38,13 @@ def make_input_pipeline(
 ) -> tf.data.Dataset:
     """Batches an unbatched `(uint8 image, label)` dataset for training or evaluation.
 
-    Order of operations: subset -> shuffle (training) -> batch -> augment
-    (training and `augment`) -> normalise -> prefetch. Augmentation runs on whole
-    batches (see `kdkeras.data.augment`), which is several times faster on CPU
-    than per image.
+    Order of operations: subset -> shuffle (training) -> batch -> cast to
+    float32 -> augment (training and `augment`) -> prefetch. Augmentation runs
+    on whole batches (see `kdkeras.data.augment`), which is several times faster
+    on CPU than per image. Nothing is normalised: batches hold pixel values in
+    [0, 255] (bilinear resampling and reflected or constant fills in [0, 255]
+    keep them there), for models that normalise inside
+    (`kdkeras.models.get(..., input_normalization=(splits.mean, splits.std))`).
 
     Determinism: every training epoch is a pure function of `(seed, key)`: its
     shuffle is seeded by a hash of the pair and batch `b`'s augmentation by
@@ -81,17 +85,15 @@ def make_input_pipeline(
         saves one pass over the data when `subset` is set.
       shuffle_buffer: size of the shuffle buffer, capped at the dataset size (the
         default holds all of CIFAR, i.e. a full shuffle).
-      mean, std: per-channel statistics in [0, 1] units; images become
-        `(x / 255 - mean) / std`. `mean` may instead name an entry of
-        `kdkeras.data.NORMALIZATION` (`"cifar100"`, `"cifar10"`, `"imagenet64"`,
-        `"unit"`), with `std=None`. Pass `DatasetSplits.mean`/`.std`.
       shift: largest random shift, as a fraction of the image side (0.125 = 4 px
         of 32), in whole pixels.
       rotation: largest random rotation in degrees.
       flip: random horizontal flips.
       fill_mode, fill_value: how pixels from outside the image are filled
         (`"reflect"`, `"constant"` with `fill_value` in [0, 255] pixel units,
-        `"nearest"`, `"wrap"`).
+        `"nearest"`, `"wrap"`). The fill is applied to pixels, before the
+        model normalises, as it always was: `"constant"` with 0 fills black,
+        not the mean colour.
       deterministic: keep the order of parallel work fixed, in this pipeline and
         the input's (tf.data options are global to a pipeline); `None` means
         `not training or seed is not None or subset is not None`. `False` with a
@@ -104,7 +106,7 @@ def make_input_pipeline(
         epoch a resumed run starts at).
 
     Returns:
-      A `tf.data.Dataset` of `(float32 (B, H, W, C), int32 (B,))`. Its cardinality
+      A `tf.data.Dataset` of `(float32 (B, H, W, C) pixels in [0, 255], int32 (B,))`. Its cardinality
       (number of batches, `len(ds)`) is known when the input's is. The attribute
       `num_examples` holds how many examples it draws from (after `subset`;
       `None` if unknown); with `drop_remainder` an epoch yields
@@ -118,7 +120,6 @@ def make_input_pipeline(
             "Need 0 <= initial_epoch <= epochs. "
             f"Received: initial_epoch={initial_epoch}, epochs={epochs}"
         )
-    mean_values, std_values = _resolve_stats(mean, std)
     if drop_remainder is None:
         drop_remainder = training
     if deterministic is None:
@@ -139,11 +140,8 @@ def make_input_pipeline(
             num_examples // batch_size if drop_remainder else -(-num_examples // batch_size)
         )
 
-    offset = tf.constant(255.0 * np.asarray(mean_values), tf.float32)
-    scale = tf.constant(1.0 / (255.0 * np.asarray(std_values)), tf.float32)
-
-    def normalise(images, labels_):
-        return (tf.cast(images, tf.float32) - offset) * scale, tf.cast(labels_, tf.int32)
+    def to_float(images, labels_):
+        return tf.cast(images, tf.float32), tf.cast(labels_, tf.int32)
 
     if training and epochs is not None and steps_per_epoch is None:
         raise ValueError(
@@ -160,11 +158,11 @@ def make_input_pipeline(
         elif epochs is None and steps_per_epoch is not None:
             ds = ds.apply(tf.data.experimental.assert_cardinality(steps_per_epoch))
 
-        def augment_and_normalise(batch, batch_seed):
-            images, labels_ = batch
+        def augment_pixels(batch, batch_seed):
+            images, labels_ = to_float(*batch)
             if augment:
                 images = augment_batch(
-                    tf.cast(images, tf.float32),
+                    images,
                     batch_seed,
                     shift=shift,
                     rotation=rotation,
@@ -172,12 +170,12 @@ def make_input_pipeline(
                     fill_mode=fill_mode,
                     fill_value=fill_value,
                 )
-            return normalise(images, labels_)
+            return images, labels_
 
-        ds = ds.map(augment_and_normalise, num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(augment_pixels, num_parallel_calls=tf.data.AUTOTUNE)
     else:
         ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-        ds = ds.map(normalise, num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.prefetch(tf.data.AUTOTUNE)
     options = tf.data.Options()
     options.deterministic = deterministic
@@ -230,22 +228,3 @@ def _epochs(
         keys = tf.data.Dataset.range(initial_epoch, epochs)
     return keys.flat_map(one_epoch)
 
-
-def _resolve_stats(
-    mean: str | Sequence[float], std: Sequence[float] | None
-) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    if isinstance(mean, str):
-        if std is not None:
-            raise ValueError(
-                "When mean names a dataset, std must be None. "
-                f"Received: mean={mean!r}, std={std!r}"
-            )
-        return normalization_stats(mean)
-    if std is None or len(mean) != len(std):
-        raise ValueError(
-            "mean and std must be sequences of the same length. "
-            f"Received: mean={mean!r}, std={std!r}"
-        )
-    if any(s <= 0 for s in std):
-        raise ValueError(f"std must be positive. Received: std={std!r}")
-    return tuple(float(m) for m in mean), tuple(float(s) for s in std)

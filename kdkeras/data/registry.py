@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from kdkeras.data.cifar10 import load_cifar10
 from kdkeras.data.cifar100 import load_cifar100
 from kdkeras.data.errors import DataNotFoundError, UnknownDatasetError
 from kdkeras.data.image_folder import CIFAR10_JPEG_ENV, default_cifar10_jpeg_dir, load_image_folder
@@ -12,7 +13,7 @@ from kdkeras.data.imagenet64 import load_imagenet64
 from kdkeras.data.splits import DatasetSplits
 from kdkeras.data.synthetic import synthetic
 
-_NAMES = ("cifar100", "cifar10_jpeg", "image_folder", "imagenet64", "synthetic")
+_NAMES = ("cifar10", "cifar100", "cifar10_jpeg", "image_folder", "imagenet64", "synthetic")
 
 
 def dataset_names() -> list[str]:
@@ -30,6 +31,7 @@ def load_dataset(
     """Loads a dataset by name as `DatasetSplits` (unbatched uint8 images, int32 labels).
 
     Names:
+      - `"cifar10"`: CIFAR-10 through tensorflow-datasets (`kdkeras.data.cifar10`).
       - `"cifar100"`: CIFAR-100 through tensorflow-datasets, from a local
         `cifar-100-binary.tar.gz` (offline), the python release, or a download;
         see `kdkeras.data.cifar100`. Keyword arguments: `cache`, `verify_checksums`.
@@ -58,6 +60,8 @@ def load_dataset(
       DataError subclasses: see each loader.
     """
     key = str(name).lower().replace("-", "_")
+    if key == "cifar10":  # tensorflow-datasets; the main job's data without the JPEG copy
+        return load_cifar10(data_dir, download=download)
     if key == "cifar100":
         return load_cifar100(data_dir, download=download, **kwargs)
     if key == "image_folder":

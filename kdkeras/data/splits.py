@@ -8,30 +8,18 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from kdkeras.models.normalization import STATISTICS
+
 if TYPE_CHECKING:  # tensorflow is imported where tf.data is used
     import tensorflow as tf
 
-# Per-channel (R, G, B) mean and standard deviation of the training images, in [0, 1]
-# units, used by `make_input_pipeline` to normalise. The CIFAR values are the
-# population mean/std over every pixel of the official training set (the figures
-# torchvision users quote: CIFAR-10 (0.4914, 0.4822, 0.4465) / (0.2470, 0.2435,
-# 0.2616); the often-seen CIFAR-10 std (0.2023, 0.1994, 0.2010) is a mean of per-image
-# stds, not the dataset std). ImageNet64 uses the usual full-resolution ImageNet
-# statistics, which the 64x64 box-resized images match to about 0.01.
-NORMALIZATION: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
-    "cifar100": (
-        (0.5070751592371323, 0.48654887331495095, 0.4409178433670343),
-        (0.2673342858792401, 0.2564384629170883, 0.27615047132568404),
-    ),
-    "cifar10": (
-        (0.49139968, 0.48215841, 0.44653091),
-        (0.24703223, 0.24348513, 0.26158784),
-    ),
-    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
-    # Maps [0, 255] to about [-1, 1]; for synthetic data and unknown folders.
-    "unit": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
-}
-NORMALIZATION["imagenet64"] = NORMALIZATION["imagenet"]
+# Per-channel (R, G, B) mean and standard deviation of a dataset's training
+# images, in [0, 1] units, by name (see `kdkeras.models.normalization.STATISTICS`,
+# where they live: a model owns the normalisation it was trained with). A
+# dataset's statistics are what a model trained on it is built with
+# (`kdkeras.models.get(..., input_normalization=(splits.mean, splits.std))`);
+# pipelines hand models pixels in [0, 255] and never normalise.
+NORMALIZATION = STATISTICS
 
 
 def normalization_stats(
@@ -58,8 +46,9 @@ class DatasetSplits:
       num_classes, image_shape, num_train, num_test: as named.
       class_names: `class_names[k]` names label `k`.
       source: one line saying where the examples came from (path, format, checks).
-      mean, std: per-channel normalisation statistics in [0, 1] units (see
-        `NORMALIZATION`); pass them to `make_input_pipeline`.
+      mean, std: per-channel statistics of the training images in [0, 1] units
+        (see `NORMALIZATION`); build the models trained on these splits with
+        them (`kdkeras.models.get(..., input_normalization=(mean, std))`).
       train_labels, test_labels: all labels of each split in dataset order when the
         loader knows them without reading the images (`None` otherwise); pass
         them as `labels=` to `make_input_pipeline` to choose a subset without a

@@ -30,6 +30,8 @@ from kdkeras.distill import ensemble, feature_terms, init_stage
 from kdkeras.distill.adapters import build_adapters, tap_channels
 from kdkeras.distill.beta import combine_gradients
 from kdkeras.distill.config import DistillConfig
+from kdkeras.distill.input_contract import check_fit_inputs
+from kdkeras.distill.nonfinite import NonFiniteGuard
 from kdkeras.distill.teacher_checks import check_teacher_set
 from kdkeras.distill.teacher_precision import reduced_precision_teacher, resolve_teacher_dtype
 from kdkeras.models.folding import fold_batch_norms
@@ -69,6 +71,25 @@ def _check_feature_maps(view: keras.Model, names, who: str) -> None:
                 "(batch, height, width, channels) maps of known height and width: the Gram "
                 "pairs pool one map of a pair to the other's spatial size, which this one has "
                 "not. Tap a convolutional layer's output instead.")
+
+
+def _refuse_whole_model_checkpoints(callbacks) -> None:
+    """A `ModelCheckpoint` of the whole Distiller is refused before training.
+
+    The Distiller holds frozen teachers, adapters and a loss configuration, not
+    one model with a config to rebuild it from, so `Distiller.save("x.keras")`
+    cannot work (Keras would leave an empty file behind). Its weights can be
+    checkpointed, and the student is the model to save.
+    """
+    for c in callbacks:
+        if isinstance(c, keras.callbacks.ModelCheckpoint) and not c.save_weights_only:
+            raise ValueError(
+                "keras.callbacks.ModelCheckpoint would save the whole Distiller (teachers, "
+                "adapters and all), which cannot be saved as a .keras model. Checkpoint its "
+                "weights with ModelCheckpoint('ckpt.weights.h5', save_weights_only=True) "
+                "(restore with distiller.load_weights), and save the student after fit with "
+                "distiller.student.save('student.keras'). "
+                f"Received: ModelCheckpoint(filepath={c.filepath!r}).")
 
 
 class _EpochCallback(keras.callbacks.Callback):
@@ -253,20 +274,65 @@ class Distiller(keras.Model):
     # --- Keras API --------------------------------------------------------------
     @property
     def metrics(self):
-        return list(self._trackers.values()) + [self._accuracy]
+        # compile(metrics=[...]) adds Keras's CompileMetrics, fed the student's logits.
+        compiled = getattr(self, "_compile_metrics", None)
+        return (list(self._trackers.values()) + [self._accuracy]
+                + ([compiled] if compiled is not None else []))
+
+    def metric_logs(self) -> dict:
+        """Every metric's value by name (a compiled metric list flattened into its entries)."""
+        logs = {}
+        for m in self.metrics:
+            value = m.result()
+            if isinstance(value, dict):
+                logs.update(value)
+            else:
+                logs[m.name] = value
+        return logs
 
     def call(self, x, training=False):
         return self.student(x, training=training)
 
+    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, **kwargs):
+        """Keras's `compile`; the loss is the `DistillConfig`'s, so `loss=` is refused.
+
+        `metrics=[...]` is honoured: each metric is computed on the student's
+        logits (e.g. `keras.metrics.SparseTopKCategoricalAccuracy(k=5)`).
+        """
+        if loss is not None or loss_weights is not None:
+            raise ValueError(
+                "The Distiller's loss is its DistillConfig's (CE, KL and the feature term, "
+                "weighted by ce_weight, kl_weight and feature_weight), so compile(loss=...) "
+                "and compile(loss_weights=...) are not used. Set them in the config "
+                "(kdkeras.distill.method_config(method, **overrides)). "
+                f"Received: loss={loss!r}, loss_weights={loss_weights!r}.")
+        super().compile(optimizer=optimizer, **kwargs)
+
     def fit(self, x=None, *args, callbacks=None, **kwargs):
+        """Keras's `fit`, stopped by a NaN/Inf loss term (`NonFiniteLossError`).
+
+        Unless `callbacks` hold a `NonFiniteGuard`, one with policy "stop" is
+        added: at the first non-finite loss term it puts back the student's
+        weights of the start of that epoch and `fit` raises an error naming the
+        term, the epoch and the step (`kdkeras.distill.nonfinite`).
+        """
+        check_fit_inputs([self.student, *self.teachers], x)  # raw pixels need normalising models
         callbacks = list(callbacks or [])
+        _refuse_whole_model_checkpoints(callbacks)
         if not any(isinstance(c, _EpochCallback) for c in callbacks):
             callbacks.insert(0, _EpochCallback())
         init_stage.set_stage_epochs(self, kwargs.get("epochs", args[2] if len(args) > 2 else 1))
         x = ensemble.prepare_fit(self, x)   # fits teacher_alignment's rotations first
+        own_guard = None
+        if not any(isinstance(c, NonFiniteGuard) for c in callbacks):
+            own_guard = NonFiniteGuard("stop")
+            callbacks.insert(1, own_guard)
         if self.config.teacher_precision == "int8_ahead" and self.has_kd:
             x = self.with_int8_teachers_ahead(x)
-        return super().fit(x, *args, callbacks=callbacks, **kwargs)
+        history = super().fit(x, *args, callbacks=callbacks, **kwargs)
+        if own_guard is not None:
+            own_guard.raise_if_stopped()
+        return history
 
     def with_int8_teachers_ahead(self, ds):
         """`ds` with the teachers' outputs attached by int8 TFLite teachers (built once).
@@ -357,7 +423,9 @@ class Distiller(keras.Model):
         for name, tracker in self._trackers.items():
             tracker.update_state(values[name])
         self._accuracy.update_state(y, terms["logits"])
-        return {m.name: m.result() for m in self.metrics}
+        if getattr(self, "_compile_metrics", None) is not None:
+            self._compile_metrics.update_state(y, terms["logits"])
+        return self.metric_logs()
 
     def combine(self, ce_grads, kd_grads, variables):
         return combine_gradients(ce_grads, kd_grads, self.decay_gradients(variables),
@@ -383,5 +451,9 @@ class Distiller(keras.Model):
         self._trackers["ce"].update_state(ce)
         self._trackers["loss"].update_state(ce)
         self._accuracy.update_state(y, logits)
-        return {"loss": self._trackers["loss"].result(), "ce": self._trackers["ce"].result(),
+        logs = {"loss": self._trackers["loss"].result(), "ce": self._trackers["ce"].result(),
                 "accuracy": self._accuracy.result()}
+        if getattr(self, "_compile_metrics", None) is not None:
+            self._compile_metrics.update_state(y, logits)
+            logs.update(self._compile_metrics.result())
+        return logs

@@ -165,7 +165,7 @@ def train_step(d, data):
         finite = _apply_if_finite(d.nonfinite_skip, optimizer, grads, variables, replicas,
                                   ctx, terms, kept, check_grads=not loss_scaled)
         return tf.cond(finite, lambda: d.update_metrics(terms, y, beta_logs),
-                       lambda: {m.name: m.result() for m in d.metrics})
+                       lambda: d.metric_logs())
     _apply_global(optimizer, grads, variables, replicas)
     return d.update_metrics(terms, y, beta_logs)
 

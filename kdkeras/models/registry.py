@@ -2,7 +2,10 @@
 
 Every entry builds a functional `keras.Model` whose single output is the
 logits (no softmax), named like its registry entry, with its stage outputs as
-`tap_*` layers (see `kdkeras.models.taps`).
+`tap_*` layers (see `kdkeras.models.taps`). Its input is pixels in [0, 255]:
+the first layer, `"input_normalization"` (`kdkeras.models.InputNormalization`),
+normalises them with the statistics `input_normalization=` names (see
+`kdkeras.models.normalization`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from collections.abc import Callable, Sequence
 import keras
 
 from kdkeras.models import mobilenet, resnet, vgg
+from kdkeras.models.normalization import (NormalizationSpec, resolve_statistics,
+                                           with_input_normalization)
 
 CIFAR_INPUT_SHAPE = (32, 32, 3)
 CIFAR_NUM_CLASSES = 100
@@ -24,15 +29,20 @@ IMAGENET64_NUM_CLASSES = 1000
 
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
-    """A registry entry: the builder and the input/classes it defaults to."""
+    """A registry entry: the builder and the input, classes and statistics it defaults to."""
 
     builder: Callable[..., keras.Model]
     input_shape: tuple[int, int, int]
     num_classes: int
+    input_normalization: str
 
 
-_CIFAR = dict(input_shape=CIFAR_INPUT_SHAPE, num_classes=CIFAR_NUM_CLASSES)
-_IMAGENET64 = dict(input_shape=IMAGENET64_INPUT_SHAPE, num_classes=IMAGENET64_NUM_CLASSES)
+_CIFAR = dict(input_shape=CIFAR_INPUT_SHAPE, num_classes=CIFAR_NUM_CLASSES,
+              input_normalization="cifar100")
+_IMAGENET64 = dict(input_shape=IMAGENET64_INPUT_SHAPE, num_classes=IMAGENET64_NUM_CLASSES,
+                   input_normalization="imagenet")
+# `get`'s default for input_normalization: the entry's own dataset statistics.
+DEFAULT = "default"
 
 _MODELS: dict[str, ModelSpec] = {
     "vgg11": ModelSpec(vgg.vgg11, **_CIFAR),
@@ -106,6 +116,8 @@ def get(
     name: str,
     num_classes: int | None = None,
     input_shape: Sequence[int] | None = None,
+    *,
+    input_normalization: NormalizationSpec = DEFAULT,
     **kwargs,
 ) -> keras.Model:
     """Builds the registered model `name` with fresh weights.
@@ -114,6 +126,13 @@ def get(
         name: one of `names()`.
         num_classes: logits width; default 100 for the CIFAR models, 1000 for the MobileNets.
         input_shape: (H, W, C); default (32, 32, 3) for CIFAR models, (64, 64, 3) for MobileNets.
+        input_normalization: the statistics its first layer normalises pixels in
+            [0, 255] with: a name of `kdkeras.models.STATISTICS` (`"cifar10"`,
+            `"cifar100"`, `"imagenet"`, ...), a `(mean, std)` pair in [0, 1]
+            units, or None for a model without the layer (it then takes
+            already-normalised inputs). Default: the statistics of the dataset
+            the entry defaults to, `"cifar100"` for the CIFAR models and
+            `"imagenet"` for the MobileNets; pass your training data's.
         **kwargs: family options, e.g. `batch_norm=False` / `dropout=` (VGG),
             `shortcut="projection"` (ResNet), `stem_strides=1` (MobileNet).
 
@@ -121,7 +140,8 @@ def get(
         A functional `keras.Model` named `name`, inputs images, output logits.
 
     Raises:
-        ValueError: unknown name or option, or a bad `num_classes` / `input_shape`.
+        ValueError: unknown name or option, or a bad `num_classes` / `input_shape`
+            / `input_normalization`.
     """
     entry = spec(name)
     num_classes = _check_num_classes(entry.num_classes if num_classes is None else num_classes)
@@ -136,4 +156,8 @@ def get(
             f"Unknown option(s) for model {name!r}: {', '.join(unknown)}. "
             f"Valid options: {', '.join(options) or 'none'}"
         )
-    return entry.builder(num_classes=num_classes, input_shape=input_shape, **kwargs)
+    if isinstance(input_normalization, str) and input_normalization == DEFAULT:
+        input_normalization = entry.input_normalization
+    resolve_statistics(input_normalization, channels=input_shape[-1])  # refused before building
+    model = entry.builder(num_classes=num_classes, input_shape=input_shape, **kwargs)
+    return with_input_normalization(model, input_normalization)

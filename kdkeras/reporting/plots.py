@@ -19,6 +19,19 @@ def _pyplot():
     return plt
 
 
+def scale_title(record: dict) -> str:
+    """The data and scale of a table's runs, for a plot title (e.g. 'cifar10_jpeg, 10000
+    images, 12 epochs, 3 seeds')."""
+    s = record.get("scale", {})
+    seeds = len(s.get("seeds", []))
+    return (f"{s.get('dataset', '?')}, {s.get('num_train', '?')} images, "
+            f"{s.get('epochs', '?')} epochs, {seeds} seed{'s' if seeds != 1 else ''}")
+
+
+def _legend_outside(ax) -> None:
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+
+
 def _records(records) -> list[dict]:
     if isinstance(records, dict):
         records = [records]
@@ -57,12 +70,13 @@ def accuracy_curves(records, labels: Optional[Sequence[str]] = None, key: str = 
             line, = ax.plot(epochs, 100 * mean, marker="o", ms=3, label=row["label"])
             ax.fill_between(epochs, 100 * (mean - std), 100 * (mean + std), alpha=0.15,
                             color=line.get_color())
-        ax.set_title(f"Table {record['table']}: {record['pair']}", fontsize=10)
+        ax.set_title(f"Table {record['table']}: {record['pair']}\n{scale_title(record)}",
+                     fontsize=9)
         ax.set_xlabel("epoch")
         ax.set_ylabel("test top-1 (%)")
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
+            _legend_outside(ax)
     fig.tight_layout()
     return fig
 
@@ -79,7 +93,7 @@ def beta_curves(records):
             if not len(epochs) or not np.isfinite(mean).any():
                 continue
             ax.plot(epochs, mean, marker="o", ms=3,
-                    label=f"T{record['table']}: {row['label']}")
+                    label=f"Table {record['table']}: {row['label']}")
             plotted += 1
     if not plotted:
         plt.close(fig)
@@ -87,9 +101,10 @@ def beta_curves(records):
         return None
     ax.set_xlabel("epoch")
     ax.set_ylabel("β (mean over the epoch)")
-    ax.set_title("β = 1 / (1 + exp(−τ + p)) over training", fontsize=10)
+    ax.set_title("β = 1 / (1 + exp(−τ + p)) over training\n"
+                 + "; ".join(f"Table {r['table']}: {scale_title(r)}" for r in records), fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    _legend_outside(ax)
     fig.tight_layout()
     return fig
 
@@ -128,8 +143,10 @@ def ablation_bars(records, paper_gaps: Optional[dict] = None):
         ax.set_xticks(x)
         ax.set_xticklabels([r["label"] for r in rows], rotation=35, ha="right", fontsize=7)
         ax.set_ylabel(f"Δ top-1 vs {record['baseline']} (points)", fontsize=8)
-        ax.set_title(f"Table {record['table']}: {record['pair']}", fontsize=10)
-        ax.legend(fontsize=7)
+        ax.set_title(f"Table {record['table']}: {record['pair']}\n{scale_title(record)}",
+                     fontsize=9)
+        # Outside the axes, so that no bar or paper marker is hidden under it.
+        _legend_outside(ax)
         ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
     return fig

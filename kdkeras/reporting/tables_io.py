@@ -145,6 +145,20 @@ def _pct(value: Optional[float], signed: bool = False, digits: int = 2) -> str:
     return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
 
 
+# The paper's epochs (Sec. 4.1): a `paper` preset run with fewer is not the paper's schedule.
+_PAPER_EPOCHS = {"imagenet64": 40}
+_PAPER_CIFAR_EPOCHS = 200
+
+
+def _schedule(scale: dict) -> str:
+    preset, epochs = scale.get("preset"), scale.get("epochs")
+    paper_epochs = _PAPER_EPOCHS.get(scale.get("dataset"), _PAPER_CIFAR_EPOCHS)
+    if preset == "paper" and epochs is not None and epochs != paper_epochs:
+        return (f"the paper's recipe shortened to {epochs} epochs (preset `paper` with "
+                f"--epochs={epochs}; the paper trains {paper_epochs})")
+    return f"preset `{preset}`"
+
+
 def scale_line(record: dict) -> str:
     """One sentence saying what scale a table's numbers came from."""
     s = record.get("scale", {})
@@ -157,7 +171,7 @@ def scale_line(record: dict) -> str:
         teachers = f"{teachers}, given in `{s['teachers_dir']}`"
     elif s.get("teacher_epochs"):
         teachers = f"{teachers}, trained {s['teacher_epochs']} epochs"
-    return (f"Scale: preset `{s.get('preset')}`, {len(seeds)} seed(s) {seeds}, data "
+    return (f"Scale: {_schedule(s)}, {len(seeds)} seed(s) {seeds}, data "
             f"`{s.get('dataset')}` ({source}{s.get('num_train')} train / {s.get('num_test')} "
             f"test images, {s.get('num_classes')} classes), {s.get('epochs')} epoch(s), batch "
             f"{s.get('batch_size')}; teachers: {teachers}. Commit "
@@ -263,13 +277,18 @@ def render_figure_notes(record: dict, paper: Optional[dict] = None) -> str:
 
 
 def render_table(record: Optional[dict], number: Optional[int] = None,
-                 paper: Optional[dict] = None, path=None) -> str:
-    """The whole Markdown block of one table (or the 'missing' message)."""
+                 paper: Optional[dict] = None, path=None, source=None) -> str:
+    """The whole Markdown block of one table (or the 'missing' message).
+
+    `source`: the file the record was read from, named under the scale line.
+    """
     if record is None:
         return missing_message(number, path)
     paper = paper if paper is not None else load_paper(path)
     head = (f"### Table {record['table']}: {record['title']}\n\n"
             f"Status: **{record['status']}**. {scale_line(record)}\n")
+    if source is not None:
+        head += f"\nRead from `{_shown_path(source)}`.\n"
     parts = [head, render_rows(record, paper)]
     if record.get("cost"):
         parts.append(render_cost(record, paper))
@@ -277,6 +296,14 @@ def render_table(record: Optional[dict], number: Optional[int] = None,
     if record.get("notes"):
         parts.append(f"How this table is built: {record['notes']}")
     return "\n\n".join(parts)
+
+
+def _shown_path(path: Path) -> str:
+    """`path` relative to the checkout where it is inside it (as a code host shows it)."""
+    try:
+        return str(Path(path).resolve().relative_to(_REPO_RESULTS.parent))
+    except ValueError:
+        return str(path)
 
 
 def render_document(records, title: str, intro: str = "", paper: Optional[dict] = None) -> str:
@@ -288,7 +315,7 @@ def render_document(records, title: str, intro: str = "", paper: Optional[dict] 
 def show_table(number: int, path=None) -> Optional[dict]:
     """Displays table `number` as Markdown (in a notebook) or text; returns its record."""
     record = load_table(number, path)
-    display_markdown(render_table(record, number, path=path))
+    display_markdown(render_table(record, number, path=path, source=table_path(number, path)))
     return record
 
 

@@ -42,14 +42,14 @@ def array_batches(data: ArraySplits, config: TrainConfig,
     As `kdkeras.training.trainer.input_pipelines`: each epoch's order and
     augmentation depend on (seed, epoch) only, so a resumed run sees the
     batches the uninterrupted one saw; a subset at least the data size keeps all.
+    Batches are pixels in [0, 255]: the run's models normalise them with
+    `data.mean`/`data.std` (`kdkeras.training.runs.build_model`).
     """
-    stats = dict(mean=data.mean, std=data.std)
     train = ArrayBatches(data.x_train, data.y_train, batch_size=config.batch_size, training=True,
                          seed=data_order_seed(config), augment=config.augment,
-                         subset=config.train_subset,
-                         initial_epoch=initial_epoch, **stats)
+                         subset=config.train_subset, initial_epoch=initial_epoch)
     test = ArrayBatches(data.x_test, data.y_test, batch_size=config.batch_size, training=False,
-                        augment=False, subset=config.test_subset, **stats)
+                        augment=False, subset=config.test_subset)
     # Several JAX processes (strategy="multiworker"): each feeds its share of every batch.
     return process_share(train), process_share(test)
 

@@ -20,6 +20,7 @@ import keras
 
 from kdkeras import models
 from kdkeras.distill import Distiller, method_config
+from kdkeras.models.normalization import ensure_input_normalization
 from kdkeras.training.checkpoints import field_defaults, prepare_run_dir
 from kdkeras.training.config import DistillRunConfig, TrainConfig
 from kdkeras.training.preflight import (check_run_config, check_teacher_input,
@@ -49,7 +50,20 @@ def _check_batch(config: TrainConfig, splits) -> None:
 
 
 def build_model(name: str, splits) -> keras.Model:
-    return models.get(name, num_classes=splits.num_classes, input_shape=splits.image_shape)
+    """`name` for the splits: their classes and image shape, normalising with their statistics.
+
+    The pipelines hand models pixels in [0, 255]; the model's first layer
+    normalises them with the training images' mean/std (`splits.mean`/`.std`),
+    and is saved with it.
+    """
+    return models.get(name, num_classes=splits.num_classes, input_shape=splits.image_shape,
+                      input_normalization=(splits.mean, splits.std))
+
+
+def _normalization_record(model: keras.Model) -> dict:
+    """What `results.json` records of the model's input normalisation."""
+    return {"input_normalization": {**models.input_statistics(model),
+                                    "formula": "(x / 255 - mean) / std, x in [0, 255]"}}
 
 
 def _strategy_scope(config: TrainConfig):
@@ -83,12 +97,18 @@ def train_model(config: TrainConfig, splits=None, *, fit: Callable = fit_in_run_
                 initialise_from(model, config.init_from)
             trainer = Distiller(model, [], method_config("student"),
                                 weight_decay=config.weight_decay)
-        return fit(trainer, splits, config, run_dir, save_name="model.keras")
+        return fit(trainer, splits, config, run_dir, save_name="model.keras",
+                   extra_results=_normalization_record(model))
 
 
 def load_teacher(path, *, expected_model: str | None = None,
                  num_classes: int | None = None, image_shape=None) -> keras.Model:
-    """Loads a teacher `.keras` file with clear errors for every way it can be wrong."""
+    """Loads a teacher `.keras` file with clear errors for every way it can be wrong.
+
+    The teacher takes pixels in [0, 255] (`kdkeras.models.load_teacher`): one
+    saved before models owned their normalisation is wrapped with the
+    statistics recorded beside it.
+    """
     path = Path(path)
     if path.is_dir() and (path / "model.keras").exists():
         path = path / "model.keras"
@@ -101,6 +121,10 @@ def load_teacher(path, *, expected_model: str | None = None,
     except Exception as err:  # noqa: BLE001 - any failure to read is the same user error
         raise TeacherError(f"Teacher checkpoint {path} could not be read as a Keras model: "
                            f"{type(err).__name__}: {err}") from None
+    try:
+        model = ensure_input_normalization(model, path)
+    except ValueError as err:
+        raise TeacherError(str(err)) from None
     if expected_model is not None and model.name != expected_model:
         raise TeacherError(
             f"Teacher checkpoint {path} holds a {model.name!r} model, but the run expects "
@@ -197,6 +221,7 @@ def _distill_in_run_dir(config, splits, distill_config, teachers, teacher_paths,
         student = build_model(config.model, splits)
         distiller = Distiller(student, teachers, distill_config, weight_decay=config.weight_decay)
     extra = {"method": config.method, "teacher_model": config.teacher_model,
-             "teachers": teacher_paths, "distill_config": dataclasses.asdict(distill_config)}
+             "teachers": teacher_paths, "distill_config": dataclasses.asdict(distill_config),
+             **_normalization_record(student)}
     return fit(distiller, splits, config, run_dir, save_name="student.keras",
                extra_results=extra)

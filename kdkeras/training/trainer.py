@@ -42,15 +42,14 @@ def input_pipelines(splits, config: TrainConfig, initial_epoch: int = 0):
     """
     from kdkeras.data import make_input_pipeline
 
-    stats = dict(mean=splits.mean, std=splits.std)
     train = make_input_pipeline(splits.train, training=True, batch_size=config.batch_size,
                                 seed=data_order_seed(config), augment=config.augment,
                                 subset=_subset(config.train_subset, splits.num_train), epochs=config.epochs,
                                 initial_epoch=initial_epoch,
-                                labels=getattr(splits, "train_labels", None), **stats)
+                                labels=getattr(splits, "train_labels", None))
     test = make_input_pipeline(splits.test, training=False, batch_size=config.batch_size,
                                seed=config.seed, augment=False, subset=_subset(config.test_subset, splits.num_test),
-                               labels=getattr(splits, "test_labels", None), **stats)
+                               labels=getattr(splits, "test_labels", None))
     return train, test
 
 

@@ -14,7 +14,7 @@ from kdkeras.data import (
 
 
 def test_names_and_unknown_name_lists_them():
-    assert dataset_names() == ["cifar100", "cifar10_jpeg", "image_folder", "imagenet64", "synthetic"]
+    assert dataset_names() == ["cifar10", "cifar100", "cifar10_jpeg", "image_folder", "imagenet64", "synthetic"]
     with pytest.raises(UnknownDatasetError) as info:
         load_dataset("cifar-1000")
     message = str(info.value)

@@ -49,7 +49,7 @@ def test_pipeline_subset_uses_known_labels(imagenet64_dir):
     splits = load_dataset("imagenet64", data_dir=imagenet64_dir["dir"])
     ds = make_input_pipeline(
         splits.train, training=True, batch_size=2, seed=0, subset=4,
-        labels=splits.train_labels, mean=splits.mean, std=splits.std,
+        labels=splits.train_labels,
     )
     assert ds.num_examples == 4
     shapes = [x.shape for x, _ in ds]

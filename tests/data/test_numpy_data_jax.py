@@ -68,22 +68,22 @@ def test_missing_source_or_split_is_a_clear_error(folder, tmp_path):
         load_image_arrays(root, test_split="val")
 
 
-def test_batches_shuffle_per_epoch_drop_the_rest_and_normalise(folder):
+def test_batches_shuffle_per_epoch_drop_the_rest_and_hand_out_pixels(folder):
     root, _ = folder
     data = load_image_arrays(root)
     train = ArrayBatches(data.x_train, data.y_train, batch_size=5, training=True, seed=3,
-                         augment=False, mean=(0, 0, 0), std=(1, 1, 1))
+                         augment=False)
     assert len(train) == 2  # 12 // 5, the partial batch dropped
     x, y = train[0]
     x = keras.ops.convert_to_numpy(x)
     rows = train._order[:5]
-    np.testing.assert_allclose(x * 255.0, data.x_train[rows], atol=1e-4)
+    assert x.dtype == np.float32  # the uint8 pixels, exactly: models normalise inside
+    np.testing.assert_array_equal(x, data.x_train[rows].astype(np.float32))
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(y), data.y_train[rows])
     order = train._order.copy()
     train.on_epoch_end()
     assert not np.array_equal(order, train._order)
-    test = ArrayBatches(data.x_test, data.y_test, batch_size=4, training=False,
-                        mean=data.mean, std=data.std)
+    test = ArrayBatches(data.x_test, data.y_test, batch_size=4, training=False)
     assert [tuple(test[i][0].shape) for i in range(len(test))] == [(4, 6, 6, 3), (2, 6, 6, 3)]
     subset = ArrayBatches(data.x_train, data.y_train, batch_size=3, training=True, subset=6)
     assert sorted(np.bincount(subset.labels)) == [2, 2, 2]
@@ -122,6 +122,9 @@ def test_augmentation_is_seeded():
 
     np.testing.assert_array_equal(first_batch(5), first_batch(5))
     assert not np.allclose(first_batch(5), first_batch(6))
+    # Augmented pixels stay pixels: bilinear rotation and reflected borders keep [0, 255].
+    x = first_batch(5)
+    assert x.dtype == np.float32 and x.min() >= 0.0 and x.max() <= 255.0 and x.max() > 200.0
 
 
 def test_a_resumed_epoch_sees_the_batches_of_the_uninterrupted_run():

@@ -78,3 +78,12 @@ def test_short_real_run_learns_well_above_chance(tmp_path):
     results = json.loads((tmp_path / "r8" / "results.json").read_text())
     # 10 classes: chance is 10%.
     assert results["test_accuracy"] > 0.25, results["test_accuracy"]
+
+
+def test_logs_are_quiet_by_default(smoke_run):
+    """No TensorFlow start-up lines, absl/tfds INFO or Keras shuffle warning (--verbosity
+    brings them back)."""
+    _, proc = smoke_run
+    for noise in ("oneDNN", "absl::InitializeLog", "Constructing tf.data", "shuffle=True"):
+        assert noise not in proc.stderr and noise not in proc.stdout, noise
+    assert "resnet8: test accuracy" in proc.stdout

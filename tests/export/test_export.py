@@ -58,15 +58,17 @@ _RELOAD = textwrap.dedent("""
 def student(tmp_path_factory):
     root = tmp_path_factory.mktemp("export")
     keras.utils.set_random_seed(0)
-    model = models.get("resnet8", num_classes=10, input_shape=(32, 32, 3))
+    model = models.get("resnet8", num_classes=10, input_shape=(32, 32, 3),
+                       input_normalization="cifar10")
     model.compile(optimizer=keras.optimizers.SGD(0.05),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     rng = np.random.default_rng(0)
-    model.fit(rng.normal(size=(64, 32, 32, 3)).astype("float32"), np.arange(64) % 10,
+    # Pixels in [0, 255]: the student normalises them itself, and so do its exports.
+    model.fit(rng.uniform(0, 255, size=(64, 32, 32, 3)).astype("float32"), np.arange(64) % 10,
               batch_size=32, epochs=1, verbose=0)
     path = root / "student.keras"
     model.save(path)
-    x = rng.normal(size=(16, 32, 32, 3)).astype("float32")
+    x = rng.uniform(0, 255, size=(16, 32, 32, 3)).astype("float32")
     np.save(root / "inputs.npy", x)
     return root, path, model, x
 
@@ -104,6 +106,9 @@ def test_report_checks_every_format_on_test_images(exported):
     if CIFAR10_JPEG.exists():
         assert report["check_images"] == 100 and report["check_dataset"] == "cifar10_jpeg"
         assert 0.0 <= formats["keras"]["accuracy"] <= 1.0
+    # The exports apply the student's own statistics to pixel inputs.
+    assert report["input_normalization"] == {"mean": list(models.STATISTICS["cifar10"][0]),
+                                             "std": list(models.STATISTICS["cifar10"][1])}
 
 
 def test_exports_reload_in_a_fresh_process_and_agree_with_keras(student, exported):
@@ -134,7 +139,7 @@ def test_serving_model_drops_taps_and_casts_to_float32():
     serving = serving_model(tapped)
     assert len(serving.outputs) == 1 and serving.output_shape == (None, 3)
     assert serving_model(model) is model   # already logits-only
-    x = np.random.default_rng(0).normal(size=(2, 8, 8, 3)).astype("float32")
+    x = np.random.default_rng(0).uniform(0, 255, size=(2, 8, 8, 3)).astype("float32")
     np.testing.assert_allclose(np.asarray(serving(x)), np.asarray(model(x)), atol=1e-6)
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:

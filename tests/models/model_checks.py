@@ -22,8 +22,8 @@ def assert_taps_params_and_macs(model: keras.Model, name: str, taps: dict, param
 
 
 def _images(model: keras.Model, seed: int) -> np.ndarray:
-    shape = (2, *model.input_shape[1:])
-    return np.random.default_rng(seed).normal(size=shape).astype("float32")
+    shape = (2, *model.input_shape[1:])  # pixels in [0, 255]: models normalise inside
+    return np.random.default_rng(seed).uniform(0, 255, size=shape).astype("float32")
 
 
 def assert_forward_pass_gives_logits(model: keras.Model, num_classes: int) -> None:

@@ -111,7 +111,7 @@ CASES = [
     ("unknown method", lambda w, s, t: _distill(w, s, method="fitnet", train_teachers=1),
      "Unknown method 'fitnet'. Valid methods: student, hinton, fsp"),
     ("unknown preset", lambda w, s, t: _preset("huge"),
-     "Unknown preset 'huge'. Valid presets: paper, fast, smoke."),
+     "Unknown preset 'huge'. Valid presets: paper, fast, demo, smoke."),
     ("teacher checkpoint missing", lambda w, s, t: _distill(w, s, teachers=(str(t["missing"]),)),
      "missing.keras does not exist. Train one with experiments/train.py"),
     ("teacher checkpoint unreadable", lambda w, s, t: _distill(w, s,
