@@ -63,16 +63,15 @@ def align(feats_a, feats_b):
 def main(argv):
     del argv
     from kdkeras.data.numpy_data import ArrayBatches, load_image_arrays
-    import keras
 
-    import kdkeras.models  # noqa: F401 - registers the custom layers the teachers use
+    import kdkeras.models
     from kdkeras.training.provenance import provenance
 
     data = load_image_arrays(FLAGS.data, cache=FLAGS.cache)
     batches = ArrayBatches(data.x_test, data.y_test, batch_size=FLAGS.num_images, training=False,
-                           augment=False, subset=FLAGS.num_images, mean=data.mean, std=data.std)
+                           augment=False, subset=FLAGS.num_images)
     images = np.asarray(next(iter(batches))[0])
-    feats = [taps(keras.saving.load_model(path), images) for path in FLAGS.teachers]
+    feats = [taps(kdkeras.models.load_teacher(path), images) for path in FLAGS.teachers]
     k = len(feats)
     # The spread about the mean Gram equals (1/K²)·Σ_{a<b} ‖G_a − G_b‖² per pair (for a
     # squared, sum-reduced distance), so it follows from the pairwise distances.
