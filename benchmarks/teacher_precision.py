@@ -74,16 +74,15 @@ def main(argv):
         raise app.UsageError("Pass --teachers=a.keras,b.keras,...")
     started = time.perf_counter()
     splits = load_dataset(FLAGS.dataset, FLAGS.data_dir)
-    stats = dict(mean=splits.mean, std=splits.std)
     test = make_input_pipeline(splits.test, training=False, batch_size=128, augment=False,
-                               subset=FLAGS.num_images, **stats)
+                               subset=FLAGS.num_images)
     train = make_input_pipeline(splits.train, training=True, batch_size=128, seed=0,
-                                augment=True, **stats)
+                                augment=True)
     x = np.concatenate([np.asarray(b[0]) for b in test])
     y = np.concatenate([np.asarray(b[1]) for b in test])
     calib = calibration_images(train, FLAGS.calibration_images)
 
-    teachers = [keras.saving.load_model(p, compile=False) for p in FLAGS.teachers]
+    teachers = [models.load_teacher(p) for p in FLAGS.teachers]  # they take pixels
     names = models.tap_names(teachers[0])
     pairs = losses.cross_layer_pairs(list(range(len(names))), 3)
     fast = int8_teachers(teachers, [names] * len(teachers), calib)
@@ -116,7 +115,8 @@ def main(argv):
 
     keras.utils.set_random_seed(0)
     student = models.tapped_model(models.get("resnet8", num_classes=splits.num_classes,
-                                             input_shape=splits.image_shape))
+                                             input_shape=splits.image_shape,
+                                             input_normalization=(splits.mean, splits.std)))
     s_feats = [np.asarray(f) for f in student.predict(x[:256], verbose=0)[1:]]
     grams = {}
     for precision, outs in outputs.items():

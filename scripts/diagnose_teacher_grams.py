@@ -180,9 +180,7 @@ def measure(test_feats, fit_feats) -> dict:
 
 def main(argv):
     del argv
-    import keras
-
-    import kdkeras.models  # noqa: F401 - registers the custom layers the teachers use
+    import kdkeras.models
     from kdkeras.data.numpy_data import balanced_subset, load_image_arrays
     from kdkeras.training.provenance import provenance
 
@@ -191,7 +189,7 @@ def main(argv):
     fit_images, _ = balanced_subset(data.x_train, data.y_train, FLAGS.fit_images, seed=0)
     test_feats, fit_feats, fed = [], [], set()
     for path in FLAGS.teachers:
-        model = keras.saving.load_model(path, compile=False)
+        model = kdkeras.models.load_teacher(path)   # wrapped with its recorded statistics
         x_test, how = model_inputs(model, test_images, data.mean, data.std)
         x_fit, _ = model_inputs(model, fit_images, data.mean, data.std)
         fed.add(how)

@@ -1,14 +1,15 @@
 """Datasets and input pipelines.
 
     splits = load_dataset("cifar100", data_dir="~/data")          # DatasetSplits
-    train = make_input_pipeline(splits.train, training=True, batch_size=128, seed=0,
-                                mean=splits.mean, std=splits.std)
-    test = make_input_pipeline(splits.test, training=False, batch_size=256,
-                               mean=splits.mean, std=splits.std)
+    train = make_input_pipeline(splits.train, training=True, batch_size=128, seed=0)
+    test = make_input_pipeline(splits.test, training=False, batch_size=256)
+    model = kdkeras.models.get("resnet8", num_classes=splits.num_classes,
+                               input_normalization=(splits.mean, splits.std))
 
 `load_dataset` returns unbatched `(uint8 HxWx3 image, int32 label)` datasets;
-`make_input_pipeline` subsets, shuffles, batches, augments (shift, rotation,
-flip) and normalises them. `synthetic(...)` gives small learnable random data
+`make_input_pipeline` subsets, shuffles, batches and augments (shift, rotation,
+flip) them into float32 pixels in [0, 255]; models normalise inside, with the
+training images' statistics (`splits.mean`, `splits.std`). `synthetic(...)` gives small learnable random data
 for tests.
 
 The tf.data loaders import TensorFlow when first used; `kdkeras.data.numpy_data`

@@ -6,7 +6,10 @@ choices: shifts of up to 12.5 % of the side (4 px of 32, i.e. pad-4-and-crop), i
 whole pixels; rotations uniform in +-15 degrees about the centre; a flip with
 probability 1/2; pixels that come from outside the image are filled by reflection
 (`"reflect"`: ...c b a | a b c... ) so no black borders appear; `"constant"` fills
-with `fill_value` (0 = black, what pad-and-crop does).
+with `fill_value` (0 = black, what pad-and-crop does). kdkeras augments pixels
+in [0, 255], before the model normalises them (it always did: the pipelines
+normalised after augmenting), so `fill_value` is in pixel units and 0 is black,
+not the mean colour.
 
 All three are one affine map per image, so a whole batch is warped by a single
 `ImageProjectiveTransformV3` call (the op behind `keras.layers.RandomRotation`),
@@ -85,7 +88,7 @@ def augment_batch(
       seed: shape-(2,) integer seed; same seed and images -> same output.
       shift, rotation, flip: see `random_affine_transforms`.
       fill_mode: `"reflect"`, `"constant"`, `"nearest"` or `"wrap"`.
-      fill_value: the value used by `"constant"`.
+      fill_value: the value used by `"constant"`, in the images' units (pixels).
       interpolation: `"bilinear"` or `"nearest"`.
 
     Returns:

@@ -7,7 +7,8 @@ such a layer takes already-normalised inputs; fed raw pixels it sees values
 about 100 times larger than it expects, and a distillation diverges silently
 (seen: a feature term of 1e12 at the first step, NaN by the fourth).
 `check_fit_inputs` looks at the first batch of `fit`'s data and refuses that
-case with one error before the first step.
+case with one error before the first step (only when a model lacks a
+normalising layer: with kdkeras models no batch is read).
 
 "Looks like pixels" means an integer dtype, or a largest |value| above
 `PIXEL_THRESHOLD`: normalised images stay within a few units (CIFAR-10
@@ -68,15 +69,15 @@ def check_fit_inputs(models: Sequence[keras.Model], data) -> None:
       ValueError: the first batch looks like pixels in [0, 255] and one of
         `models` has no normalising layer.
     """
+    bare = [m.name for m in models if not normalises_inputs(m)]
+    if not bare:  # every model takes pixels: nothing to refuse, no batch read
+        return
     images = first_images(data)
     if images is None or images.size == 0:
         return
     integer = np.issubdtype(images.dtype, np.integer)
     largest = float(np.max(np.abs(images.astype(np.float64))))
-    if not (integer or largest > PIXEL_THRESHOLD):
-        return
-    bare = [m.name for m in models if not normalises_inputs(m)]
-    if bare:
+    if integer or largest > PIXEL_THRESHOLD:
         raise ValueError(
             f"The training images look like raw pixels (dtype {images.dtype}, largest |value| "
             f"{largest:g}), but model(s) {bare} have no input normalisation layer, so they "

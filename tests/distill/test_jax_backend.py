@@ -148,7 +148,7 @@ def _side(workdir: Path):
     if not inputs.exists():  # the first side draws the weights and batches
         rng = np.random.default_rng(0)
         _save_npz(inputs, weights=_arrays(d.weights),
-                  x=rng.normal(size=(STEPS, 8, 8, 8, 3)).astype("float32"),
+                  x=rng.uniform(0, 255, size=(STEPS, 8, 8, 8, 3)).astype("float32"),  # pixels
                   y=rng.integers(0, 4, size=(STEPS, 8)).astype("int32"))
     data = _load_npz(inputs)
     _set(d.weights, data["weights"])

@@ -129,7 +129,7 @@ def test_a_skipped_step_changes_no_weight_and_no_optimizer_state(splits):
     distiller.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True))
     before = [v.numpy().copy() for v in distiller.variables]
     guard = NonFiniteGuard("skip", max_consecutive_skips=3)
-    ds = make_input_pipeline(splits.train, training=True, batch_size=16, seed=0, mean="unit")
+    ds = make_input_pipeline(splits.train, training=True, batch_size=16, seed=0)
     distiller.fit(ds, epochs=1, callbacks=[guard], verbose=0)
     assert guard.skipped_total == 3 and guard.stopped is not None
     assert guard.stopped.terms == ("kl",) and (guard.stopped.epoch, guard.stopped.step) == (1, 3)

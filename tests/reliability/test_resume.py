@@ -76,7 +76,7 @@ def test_each_epoch_is_rebuilt_from_seed_and_epoch_alone(splits):
     def batches(initial_epoch, global_seed):
         keras.utils.set_random_seed(global_seed)  # the pipeline does not depend on it
         ds = make_input_pipeline(splits.train, training=True, batch_size=16, seed=3,
-                                 epochs=EPOCHS, initial_epoch=initial_epoch, mean="unit")
+                                 epochs=EPOCHS, initial_epoch=initial_epoch)
         assert ds.steps_per_epoch == STEPS_PER_EPOCH
         assert int(ds.cardinality()) == STEPS_PER_EPOCH * (EPOCHS - initial_epoch)
         return [(x.numpy(), y.numpy()) for x, y in ds]

@@ -58,7 +58,7 @@ def _worker() -> dict:
         return d
 
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(8, 8, 8, 3)).astype("float32")
+    x = rng.uniform(0, 255, size=(8, 8, 8, 3)).astype("float32")
     y = (np.arange(8) % 4).astype("int32")
     single = build(strategies.get_strategy("default"))
     weights = single.get_weights()
