@@ -137,3 +137,38 @@ def test_bad_spec_is_refused():
         AugmentSpec(fill_mode="mirror")
     with pytest.raises(ValueError, match="interpolation"):
         AugmentSpec(interpolation="cubic")
+
+
+def test_device_batches_cover_each_example_once_per_epoch_with_its_label():
+    from kdkeras.data.device_batches import DeviceBatches, to_device
+
+    n, batch = 20, 6   # 3 steps an epoch; the last 2 examples of each order are dropped
+    pixels = np.arange(n, dtype=np.uint8)[:, None, None, None] * np.ones((1, 2, 2, 3), np.uint8)
+    images, labels = to_device(pixels, np.arange(n) + 100)
+    batches = DeviceBatches(n, batch, augment=None, stats=None)
+    assert batches.steps_per_epoch == 3
+    seen = []
+    order = batches.epoch_order(7, 0)
+    for step in range(3):
+        x, y = batches.batch(images, labels, order, 7, 0, step)
+        index = np.asarray(x)[:, 0, 0, 0].astype(int)
+        np.testing.assert_array_equal(np.asarray(y), index + 100)   # labels follow images
+        seen += list(index)
+    assert len(set(seen)) == 18
+    # Another epoch or seed, another order; the same (seed, epoch), the same one.
+    assert not np.array_equal(np.asarray(order), np.asarray(batches.epoch_order(7, 1)))
+    assert not np.array_equal(np.asarray(order), np.asarray(batches.epoch_order(8, 0)))
+    np.testing.assert_array_equal(np.asarray(order), np.asarray(batches.epoch_order(7, 0)))
+
+
+def test_model_inputs_normalise_in_one_place():
+    from kdkeras.data.device_batches import DeviceBatches, model_inputs, to_device
+
+    x = jnp.full((1, 1, 1, 3), 255.0)
+    got = np.asarray(model_inputs(x, ((0.5, 0.25, 0.0), (0.5, 0.25, 1.0))))
+    np.testing.assert_allclose(got.ravel(), [1.0, 3.0, 1.0], rtol=1e-6)
+    np.testing.assert_array_equal(np.asarray(model_inputs(x, None)), np.asarray(x))
+    with pytest.raises(ValueError, match="uint8"):
+        to_device(np.zeros((2, 4, 4, 3), np.float32), np.zeros(2))
+    with pytest.raises(ValueError, match="batch_size"):
+        DeviceBatches(4, 5)
