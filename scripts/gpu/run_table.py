@@ -210,7 +210,8 @@ def main(argv):
     per_epoch = sum(steady) / len(steady)
     steps = engine.batches.steps_per_epoch
     summary["timing"] = {
-        "training_compiles": sum(1 for k in engine.compile_seconds if k[0] != "evaluate"),
+        "training_compiles": sum(1 for k in engine.compile_seconds if k[0] == "train"),
+        "loop": engine.loop,
         "compile_seconds": {str(k): v for k, v in engine.compile_seconds.items()},
         "epoch_seconds": epoch_seconds,
         "seconds_per_epoch_after_the_first": per_epoch,

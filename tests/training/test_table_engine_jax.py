@@ -104,7 +104,8 @@ def test_each_teacher_runs_once_per_batch_and_the_table_compiles_once(together):
     engine, _ = together
     # Apart, the rows would run 0 + 1 + 3 + 3 + 0 = 7 teacher forwards a batch.
     assert engine.teacher_forwards_per_batch() == 3
-    assert [k for k in engine.compile_seconds if k[0] != "evaluate"] == [(N // BATCH, True)]
+    assert engine.loop == "steps"   # on CPU
+    assert [k for k in engine.compile_seconds if k[0] == "train"] == [("train", 1)]
 
 
 @pytest.mark.parametrize("group", [0, 1, 2], ids=["trainable", "frozen", "optimizer"])
@@ -181,6 +182,41 @@ def test_engine_steps_are_the_distillers_jax_steps(setting):
                                            err_msg=f"{row.name} group {group}")
 
 
+def test_a_row_without_taps_reads_its_logits_from_a_tapped_forward(setting):
+    """Hinton KD (no taps) and FSP (taps) of one teacher: one forward, and Hinton's step is
+    still the Distiller's (whose own teacher view has no taps)."""
+    runs = (StudentRun("hinton-k1", "hinton", (), 1), StudentRun("fsp-k1", "fsp", (), 1))
+    engine = _engine(setting, _rows(setting, runs, other_seed=False))
+    assert engine.teacher_forwards_per_batch() == 1
+    logs = jax.device_get(engine.run_steps(0, 1))
+    d = _rows(setting, runs[:1], other_seed=False)[0].distiller
+    d.optimizer.learning_rate.assign(_learning_rate_at(0))
+    step_logs, state = jax.jit(d.train_step)(_distiller_state(d), engine.batch(0, 0, 0))
+    for key in ("loss", "ce", "kl"):
+        np.testing.assert_allclose(logs[0][key][0], np.asarray(step_logs[key]), rtol=TOL)
+    for a, b in zip(engine.state["rows"][0][0], state[0]):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=TOL)
+
+
+def test_an_epoch_as_one_scanned_program_equals_one_program_per_step(setting):
+    """The GPU's default loop ("scan") against the CPU's ("steps"): the same epoch."""
+    images, labels, _, _ = setting
+    results = []
+    for loop in ("scan", "steps"):
+        engine = TableEngine(_rows(setting, RUNS[1:3], other_seed=False), images, labels,
+                             batch_size=BATCH, learning_rate_at=_learning_rate_at,
+                             stats=STATS, loop=loop)
+        results.append((engine, jax.device_get(engine.run_steps(1, N // BATCH))))
+    (scanned, scan_logs), (stepped, step_logs) = results
+    assert [k for k in scanned.compile_seconds if k[0] == "train"] == [("train", N // BATCH)]
+    for r in range(2):
+        for key, values in scan_logs[r].items():
+            np.testing.assert_allclose(values, step_logs[r][key], rtol=TOL, atol=1e-7)
+        for a_list, b_list in zip(scanned.state["rows"][r], stepped.state["rows"][r]):
+            for a, b in zip(a_list, b_list):
+                np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=TOL)
+
+
 def test_write_back_puts_the_trained_state_in_the_keras_variables(setting):
     engine = _engine(setting, _rows(setting, RUNS[:1], other_seed=False))
     engine.run_steps(0, 1)
@@ -201,3 +237,6 @@ def test_bad_rows_are_refused_before_any_work(setting):
     with pytest.raises(ValueError, match="uint8"):
         TableEngine(rows, images.astype(np.float32), labels, batch_size=BATCH,
                     learning_rate_at=float)
+    engine = TableEngine(rows, images, labels, batch_size=BATCH, learning_rate_at=float)
+    with pytest.raises(ValueError, match="outside the epoch"):
+        engine.run_steps(0, num_steps=2, first_step=N // BATCH - 1)
