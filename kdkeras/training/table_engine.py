@@ -360,12 +360,13 @@ class TableEngine:
 
         A row's history entry per epoch: its training logs at the epoch's end
         (the running means Keras would show), `learning_rate`, `seconds` (the
-        epoch's wall time, shared by all rows) and, with a test set,
+        epoch's wall time, shared by all rows, compilation not included) and, with a test set,
         `val_accuracy`/`val_loss`. A row whose loss turns NaN or Inf is
         flagged (`"nonfinite": True`) and the others go on.
         """
         history = {row.name: [] for row in self.rows}
         steps = self.batches.steps_per_epoch
+        self._program(steps if self.loop == "scan" else 1)   # compiled here: not in `seconds`
         for epoch in range(initial_epoch, epochs):
             start = time.perf_counter()
             logs = self.run_steps(epoch, steps)

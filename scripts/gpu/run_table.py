@@ -205,19 +205,19 @@ def main(argv):
         summary["teachers"] = [{"row": f"teacher-{k}", "path": str(
             root / "teachers" / f"teacher-{k}" / "model.keras")}
             for k in range(FLAGS.train_teachers)]
-    epoch_seconds = [h["seconds"] for h in history[rows[0].name]]
-    steady = epoch_seconds[1:] or epoch_seconds
-    per_epoch = sum(steady) / len(steady)
+    epoch_seconds = [h["seconds"] for h in history[rows[0].name]]   # compilation excluded
+    per_epoch = sum(epoch_seconds) / len(epoch_seconds)
     steps = engine.batches.steps_per_epoch
     summary["timing"] = {
         "training_compiles": sum(1 for k in engine.compile_seconds if k[0] == "train"),
         "loop": engine.loop,
         "compile_seconds": {str(k): v for k, v in engine.compile_seconds.items()},
         "epoch_seconds": epoch_seconds,
-        "seconds_per_epoch_after_the_first": per_epoch,
+        "seconds_per_epoch": per_epoch,
         "student_images_per_second": len(rows) * steps * config.batch_size / per_epoch,
         "teacher_forwards_per_batch": engine.teacher_forwards_per_batch(),
-        "projected_seconds_for_epochs": per_epoch * FLAGS.epochs,
+        "projected_seconds_for_epochs": per_epoch * FLAGS.epochs + sum(
+            engine.compile_seconds.values()),
         "wall_seconds_this_call": time.perf_counter() - started,
         **teacher_timing,
     }
