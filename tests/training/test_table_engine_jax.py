@@ -14,7 +14,7 @@ teacher of the offline ensemble is trained).
 
 Tolerances. "Together" and "apart" run the same operations in different
 compiled programs, which XLA may fuse differently. Measured here (JAX 0.10.2,
-CPU): together and apart agreed bit for bit (weights, BatchNorm statistics,
+CPU, each epoch then one scanned program): together and apart agreed bit for bit (weights, BatchNorm statistics,
 optimizer slots and logs after 8 steps); the engine's two steps against
 `jax.jit(distiller.train_step)` agreed to 1.9e-6 absolute in the state and
 1.4e-7 relative in the logs. The assertions allow 1e-5 (relative for logs,
