@@ -2,7 +2,8 @@
 
 Chou, Chiu & Liao (2021) augment with "random shift, random rotation and
 horizontal flip" without giving magnitudes. The defaults here are the usual CIFAR
-choices: shifts of up to 12.5 % of the side (4 px of 32, i.e. pad-4-and-crop), in
+choices (`kdkeras.data.augment_spec.PAPER_AUGMENTATION`, shared by every data
+path): shifts of up to 12.5 % of the side (4 px of 32, i.e. pad-4-and-crop), in
 whole pixels; rotations uniform in +-15 degrees about the centre; a flip with
 probability 1/2; pixels that come from outside the image are filled by reflection
 (`"reflect"`: ...c b a | a b c... ) so no black borders appear; `"constant"` fills
@@ -24,6 +25,8 @@ import math
 
 import tensorflow as tf
 
+from kdkeras.data.augment_spec import PAPER_AUGMENTATION as _PAPER
+
 FILL_MODES = {"reflect": "REFLECT", "constant": "CONSTANT", "nearest": "NEAREST", "wrap": "WRAP"}
 
 
@@ -33,9 +36,9 @@ def random_affine_transforms(
     width: tf.Tensor | int,
     seed: tf.Tensor,
     *,
-    shift: float = 0.125,
-    rotation: float = 15.0,
-    flip: bool = True,
+    shift: float = _PAPER.shift,
+    rotation: float = _PAPER.rotation,
+    flip: bool = _PAPER.flip,
 ) -> tf.Tensor:
     """Random per-image transforms in `ImageProjectiveTransformV3` form, shape (B, 8).
 
@@ -74,12 +77,12 @@ def augment_batch(
     images: tf.Tensor,
     seed: tf.Tensor,
     *,
-    shift: float = 0.125,
-    rotation: float = 15.0,
-    flip: bool = True,
-    fill_mode: str = "reflect",
-    fill_value: float = 0.0,
-    interpolation: str = "bilinear",
+    shift: float = _PAPER.shift,
+    rotation: float = _PAPER.rotation,
+    flip: bool = _PAPER.flip,
+    fill_mode: str = _PAPER.fill_mode,
+    fill_value: float = _PAPER.fill_value,
+    interpolation: str = _PAPER.interpolation,
 ) -> tf.Tensor:
     """Randomly shifts, rotates and flips each image of a float NHWC batch.
 

@@ -48,6 +48,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from kdkeras.data.augment_spec import PAPER_AUGMENTATION as _PAPER
 from kdkeras.data.errors import DataFormatError, DataNotFoundError
 from kdkeras.data.splits import channel_stats
 from kdkeras.data.subset import select_subset
@@ -216,8 +217,9 @@ def balanced_subset(images: np.ndarray, labels: np.ndarray, size: int | None, se
     return images[keep], labels[keep]
 
 
-def augmentation_layers(shift: float = 0.125, rotation: float = 15.0, flip: bool = True,
-                        fill_mode: str = "reflect", seed: int | None = None) -> keras.Sequential:
+def augmentation_layers(shift: float = _PAPER.shift, rotation: float = _PAPER.rotation,
+                        flip: bool = _PAPER.flip, fill_mode: str = _PAPER.fill_mode,
+                        seed: int | None = None) -> keras.Sequential:
     """The paper's shift, rotation and flip as Keras preprocessing layers (any backend).
 
     `shift` is a fraction of the side (0.125 = 4 px of 32), applied in whole

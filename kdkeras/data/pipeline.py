@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from kdkeras.data.augment import augment_batch
+from kdkeras.data.augment_spec import PAPER_AUGMENTATION as _PAPER
 from kdkeras.data.subset import take_subset
 
 
@@ -26,11 +27,11 @@ def make_input_pipeline(
     subset_seed: int = 0,
     labels: np.ndarray | None = None,
     shuffle_buffer: int = 50_000,
-    shift: float = 0.125,
-    rotation: float = 15.0,
-    flip: bool = True,
-    fill_mode: str = "reflect",
-    fill_value: float = 0.0,
+    shift: float = _PAPER.shift,
+    rotation: float = _PAPER.rotation,
+    flip: bool = _PAPER.flip,
+    fill_mode: str = _PAPER.fill_mode,
+    fill_value: float = _PAPER.fill_value,
     deterministic: bool | None = None,
     drop_remainder: bool | None = None,
     epochs: int | None = None,

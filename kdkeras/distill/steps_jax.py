@@ -44,8 +44,14 @@ def _values_after(scope, variables):
     return [scope.get_current_value(v) for v in variables]
 
 
-def train_step(d, state, data):
-    """One stateless distillation step; `d` is the `Distiller`. Returns `(logs, new_state)`."""
+def train_step(d, state, data, teacher_outputs=None):
+    """One stateless distillation step; `d` is the `Distiller`. Returns `(logs, new_state)`.
+
+    `teacher_outputs`: the teachers' outputs on this batch's `x` (one list of
+    logits then taps per teacher, as `d.teacher_outputs(x)` returns), computed
+    by the caller; the table engine (`kdkeras.training.table_engine`) runs each
+    teacher once per batch for every row that uses it. None: run them here.
+    """
     if d.nonfinite_skip is not None:
         raise NotImplementedError(
             "on_nonfinite='skip' counts skipped steps in TensorFlow variables and runs on the "
@@ -62,8 +68,9 @@ def train_step(d, state, data):
         with _scope(zip(optimizer.variables, optimizer_values)):
             loss_scale = keras.ops.convert_to_tensor(optimizer.dynamic_scale)
 
-    with _scope(current):
-        teacher_outputs = d.teacher_outputs(x)
+    if teacher_outputs is None:
+        with _scope(current):
+            teacher_outputs = d.teacher_outputs(x)
 
     def loss_sides(train_values):
         with _scope(list(zip(train_vars, train_values)) + frozen) as scope:

@@ -10,7 +10,10 @@
 #    With PARALLEL_TEACHERS=K it trains only the K teachers, one process per seed side by
 #    side (logs in each run root's log.txt), e.g.
 #      PARALLEL_TEACHERS=3 scripts/gpu/run_on_gpu.sh --epochs=40 --lr_decay_every=10
-# 3. runs scripts/gpu/run_experiment.py with KERAS_BACKEND=jax on the carried CIFAR-10
+#    With SCRIPT=scripts/gpu/run_table.py it runs a whole reproduce table on the table
+#    engine instead (one compiled program for every row; flags: see that script), e.g.
+#      SCRIPT=scripts/gpu/run_table.py scripts/gpu/run_on_gpu.sh --table=14 --teachers=..
+# 3. runs scripts/gpu/run_experiment.py (or $SCRIPT) with KERAS_BACKEND=jax on the carried CIFAR-10
 #    JPEG tar, stopped by a TERM after BUDGET_S seconds (default 540, inside the tool's
 #    10-minute limit; per-epoch checkpoints make the stop safe);
 # 4. leaves under $OUT: summary.json (accuracies, provenance), provenance.json (GPU, driver,
@@ -23,6 +26,7 @@ BUDGET_S=${BUDGET_S:-540}
 ROOT=${ROOT:-/tmp/kdkeras-runs}
 CACHE=${CACHE:-/tmp/kdkeras-cifar10-jpeg.npz}
 PY=${PY:-python3}
+SCRIPT=${SCRIPT:-scripts/gpu/run_experiment.py}
 SITE=${SITE:-/tmp/site}
 export KERAS_BACKEND=jax PYTHONUNBUFFERED=1 PYTHONPATH=$SITE${PYTHONPATH:+:$PYTHONPATH}
 # Let XLA take GPU memory as it needs it instead of 75 % up front.
@@ -61,7 +65,7 @@ PYEOF
 
 DATA=.carry/data/cifar10-jpeg.tar.gz
 run() {  # run ROOT [run_experiment.py flags]
-  timeout --signal=TERM --kill-after=30 "$BUDGET_S" "$PY" scripts/gpu/run_experiment.py \
+  timeout --signal=TERM --kill-after=30 "$BUDGET_S" "$PY" "$SCRIPT" \
     --data="$DATA" --cache="$CACHE" --root="$1" "${@:2}"
 }
 if [ -n "${PARALLEL_TEACHERS:-}${PARALLEL_METHODS:-}${PARALLEL_ROWS:-}" ]; then
