@@ -18,7 +18,7 @@ from pathlib import Path
 import keras
 
 from kdkeras import models
-from kdkeras.distill import Distiller, method_config
+from kdkeras.distill import Distiller, init_stage, method_config
 from kdkeras.training.config import DistillRunConfig, TrainConfig
 from kdkeras.training.jax_runs import StudentRun
 from kdkeras.training.provenance import provenance, write_json_atomic
@@ -28,11 +28,13 @@ from kdkeras.training.trainer import make_optimizer, save_model_atomic
 
 def build_rows(runs: Sequence[StudentRun], teachers: Sequence[keras.Model],
                config: DistillRunConfig, *, num_classes: int, input_shape: tuple,
-               seed: int | None = None) -> list[EngineRow]:
+               input_normalization="cifar100", seed: int | None = None) -> list[EngineRow]:
     """One `EngineRow` per run: `config.model` distilled by the run's method from its first K teachers.
 
     `seed` (default `config.seed`) gives every row's initial student weights
     and data order, as one `distill_model` run of that seed would.
+    `input_normalization` is the students' (`kdkeras.models.get`): the
+    training images' (mean, std), as `kdkeras.training.runs.build_model` uses.
     """
     seed = config.seed if seed is None else int(seed)
     rows = []
@@ -43,9 +45,12 @@ def build_rows(runs: Sequence[StudentRun], teachers: Sequence[keras.Model],
             raise ValueError(f"Row {run.name!r} needs {k} teachers; {len(teachers)} were given.")
         row_teachers = list(teachers[:k]) if distill_config.uses_teachers else []
         keras.utils.set_random_seed(seed)  # the student's initial weights are the seed's
-        student = models.get(config.model, num_classes=num_classes, input_shape=input_shape)
+        student = models.get(config.model, num_classes=num_classes, input_shape=input_shape,
+                             input_normalization=input_normalization)
         distiller = Distiller(student, row_teachers, distill_config,
                               weight_decay=config.weight_decay)
+        # Two-stage FSP: its stage length is a constant of the compiled step.
+        init_stage.set_stage_epochs(distiller, config.epochs)
         distiller.compile(optimizer=make_optimizer(config), jit_compile=True)
         distiller.optimizer.build(distiller.trainable_variables)
         rows.append(EngineRow(f"{run.name}-s{seed}", distiller, seed))
@@ -53,13 +58,14 @@ def build_rows(runs: Sequence[StudentRun], teachers: Sequence[keras.Model],
 
 
 def teacher_rows(config: TrainConfig, seeds: Sequence[int], *, num_classes: int,
-                 input_shape: tuple) -> list[EngineRow]:
+                 input_shape: tuple, input_normalization="cifar100") -> list[EngineRow]:
     """K teachers trained together: `config.model` alone, one row per seed (its own weights
     and data order), as `kdkeras.training.runs.train_model` trains each."""
     rows = []
     for seed in seeds:
         keras.utils.set_random_seed(int(seed))
-        model = models.get(config.model, num_classes=num_classes, input_shape=input_shape)
+        model = models.get(config.model, num_classes=num_classes, input_shape=input_shape,
+                           input_normalization=input_normalization)
         trainer = Distiller(model, [], method_config("student"), weight_decay=config.weight_decay)
         trainer.compile(optimizer=make_optimizer(config), jit_compile=True)
         trainer.optimizer.build(trainer.trainable_variables)

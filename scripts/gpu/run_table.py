@@ -128,7 +128,7 @@ def _teachers(config, data, root):
     tconfig = dataclasses.replace(config, model=FLAGS.teacher_model,
                                   epochs=FLAGS.teacher_epochs or FLAGS.epochs)
     rows = teacher_rows(tconfig, range(FLAGS.train_teachers), num_classes=data.num_classes,
-                        input_shape=data.image_shape)
+                        input_shape=data.image_shape, input_normalization=(data.mean, data.std))
     engine = _engine(rows, data, tconfig)
     history = engine.fit(tconfig.epochs)
     engine.write_back()
@@ -148,7 +148,8 @@ def _engine(rows, data, config):
     if FLAGS.test_subset:
         x_test, y_test = x_test[:FLAGS.test_subset], y_test[:FLAGS.test_subset]
     return TableEngine(rows, data.x_train, data.y_train, batch_size=config.batch_size,
-                       learning_rate_at=config.learning_rate_at, stats=(data.mean, data.std),
+                       learning_rate_at=config.learning_rate_at,
+                       stats=None,   # the models normalise their own pixels (input_normalization)
                        test_images=x_test, test_labels=y_test)
 
 
@@ -181,7 +182,7 @@ def main(argv):
     teachers, teacher_timing = _teachers(config, data, root)
     runs = table_runs(FLAGS.table, FLAGS.student_model, FLAGS.rows)
     rows = build_rows(runs, teachers, config, num_classes=data.num_classes,
-                      input_shape=data.image_shape)
+                      input_shape=data.image_shape, input_normalization=(data.mean, data.std))
     engine = _engine(rows, data, config)
     checkpoint = root / "engine-checkpoint.npz"
     done, history = _restore_checkpoint(checkpoint, engine)

@@ -39,7 +39,7 @@ from kdkeras.training.table_engine import TableEngine  # noqa: E402
 from kdkeras.training.table_rows import build_rows, teacher_rows  # noqa: E402
 
 SHAPE, CLASSES, N, BATCH, EPOCHS = (8, 8, 3), 4, 32, 8, 2
-STATS = ((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+STATS = None   # the models normalise their own pixels (kdkeras.models.InputNormalization)
 RUNS = (StudentRun("student", "student"),
         StudentRun("fsp-k1", "fsp", (), 1),
         StudentRun("ours-k3", "ours", (), 3),
@@ -178,7 +178,10 @@ def test_engine_steps_are_the_distillers_jax_steps(setting):
         theirs = (state[0], [state[1][i] for i in layout["own"]], state[2], state[3])
         for group, (a_list, b_list) in enumerate(zip(ours, theirs)):
             for a, b in zip(a_list, b_list):
-                np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=TOL,
+                # Metric accumulators (group 3) are running sums: compare them relatively.
+                np.testing.assert_allclose(np.asarray(a), np.asarray(b),
+                                           rtol=TOL if group == 3 else 0,
+                                           atol=0 if group == 3 else TOL,
                                            err_msg=f"{row.name} group {group}")
 
 
