@@ -1,7 +1,7 @@
 """The P3 ensemble variants of issue 16 inside the `Distiller`: teacher weighting, KL form, alignment.
 
 The paper's P3 averages the KL and feature terms over K teachers (Chou, Chiu
-& Liao 2021, Eq. 6 and Eq. 8). Averaging the Gram terms of independently
+& Liao 2021, Eq. 7–8). Averaging the Gram terms of independently
 trained teachers pulls the student towards the teachers' mean Gram, which no
 network produces (`scripts/diagnose_teacher_grams.py`; `docs/ensemble.md`).
 Three `DistillConfig` options change how the K teachers are combined; at their

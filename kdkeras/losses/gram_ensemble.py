@@ -1,7 +1,7 @@
 """The cross-layer Gram loss against K teachers, with the student's Gram built once per pair.
 
 The paper's feature term is the teacher mean (1/K) Σ_k L_KD,k (Chou, Chiu &
-Liao 2021, Eq. 6 with Eq. 4). For distances that are sums or means of squared
+Liao 2021, Eq. 7–8 with Eq. 4). For distances that are sums or means of squared
 Gram entries it splits about the teachers' mean Gram, so the student's side
 is built and differentiated once whatever K (`mean_teacher_gram_distance`);
 `adapted_gram` takes the Gram of adapted maps from the Gram of the raw ones.
@@ -45,7 +45,7 @@ def adapted_gram(gram: Tensor, w1: Optional[Tensor] = None, w2: Optional[Tensor]
 
     and average pooling, a per-channel mean over pixels, commutes with it (max
     pooling does not, unless the pair needs no pooling). The adapters of the
-    paper's Sec. 3.5 then need the teacher's raw Gram, computed once without a
+    paper's Sec. V-B then need the teacher's raw Gram, computed once without a
     gradient, and a product of small matrices instead of a convolution of the
     whole map and its backward pass. None stands for the identity.
 

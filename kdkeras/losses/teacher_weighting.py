@@ -1,7 +1,7 @@
 """Per-example weights of K teachers: the paper's mean, CA-MKD's confidence, the closest teacher.
 
 The paper's ensemble terms are plain means over the K teachers (Chou, Chiu &
-Liao 2021, Eq. 6 and Eq. 8): every teacher gets 1/K on every example. The
+Liao 2021, Eq. 7–8): every teacher gets 1/K on every example. The
 weightings here replace that 1/K by per-example weights w_k(x) ≥ 0 with
 Σ_k w_k(x) = 1, so `"mean"` is exactly the paper and the others reweight
 without changing the scale of the term:
