@@ -116,8 +116,8 @@ def conventions(num_taps: int) -> dict:
     out = {}
     for name in ("fsp", "ours"):
         config = method_config(name)
-        reduction, weight, pool = squared_gram_form(config)
         pairs = losses.cross_layer_pairs(list(range(num_taps)), config.cross_depth)
+        reduction, weight, pool = squared_gram_form(config, len(pairs))
         out[name] = (pairs, reduction, weight, pool)
     return out
 

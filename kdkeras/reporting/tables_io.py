@@ -153,7 +153,9 @@ _PAPER_CIFAR_EPOCHS = 200
 def _schedule(scale: dict) -> str:
     preset, epochs = scale.get("preset"), scale.get("epochs")
     paper_epochs = _PAPER_EPOCHS.get(scale.get("dataset"), _PAPER_CIFAR_EPOCHS)
-    if preset == "paper" and epochs is not None and epochs != paper_epochs:
+    # Files from before the schedule was recorded say `paper` with fewer epochs;
+    # newer ones say `paper-shortened` (kdkeras.reproduce.records.schedule_record).
+    if preset in ("paper", "paper-shortened") and epochs is not None and epochs != paper_epochs:
         return (f"the paper's recipe shortened to {epochs} epochs (preset `paper` with "
                 f"--epochs={epochs}; the paper trains {paper_epochs})")
     return f"preset `{preset}`"

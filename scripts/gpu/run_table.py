@@ -40,7 +40,7 @@ flags.DEFINE_string("name", "cifar10_jpeg", "Dataset name recorded in the result
 flags.DEFINE_string("cache", None, "An .npz to keep the decoded images in (reused if present).")
 flags.DEFINE_string("root", "runs/table-engine", "Where checkpoints, runs and summary.json go.")
 flags.DEFINE_integer("table", 14, "The reproduce table (kdkeras.reproduce.tables).")
-flags.DEFINE_list("rows", None, "Only these row slugs (e.g. student,fsp-k1); default: all.")
+flags.DEFINE_list("rows", None, "Only these row slugs (e.g. student,fsp-init0.125-k1); default: all.")
 flags.DEFINE_string("student_model", "resnet8", "The table's student architecture.")
 flags.DEFINE_string("teacher_model", "resnet32", "The teachers' architecture.")
 flags.DEFINE_list("teachers", None, "Saved .keras teachers (teacher k = the k-th path).")

@@ -21,11 +21,14 @@ def table_11():
 
 
 def test_a_shortened_paper_schedule_is_not_called_the_paper(table_11):
-    assert (table_11["scale"]["preset"], table_11["scale"]["epochs"]) == ("paper", 20)
+    assert (table_11["scale"]["preset"], table_11["scale"]["epochs"]) == ("paper-shortened", 20)
+    assert table_11["scale"]["schedule"]["name"] == "shortened"
     line = tables_io.scale_line(table_11)
     assert line.startswith("Scale: the paper's recipe shortened to 20 epochs (preset `paper` "
                            "with --epochs=20; the paper trains 200),")
-    full = {**table_11, "scale": {**table_11["scale"], "epochs": 200}}
+    older = {**table_11, "scale": {**table_11["scale"], "preset": "paper"}}  # before the label
+    assert tables_io.scale_line(older) == line
+    full = {**table_11, "scale": {**table_11["scale"], "preset": "paper", "epochs": 200}}
     assert tables_io.scale_line(full).startswith("Scale: preset `paper`,")
 
 

@@ -77,7 +77,7 @@ def test_selected_rows_train_and_the_others_are_only_read_back(monkeypatch, tmp_
 
     trained = []
 
-    def fake_fit(config, splits):
+    def fake_fit(config, splits, **options):   # e.g. allow_duplicate_teachers
         trained.append(config.workdir)
         return {"test_accuracy": 0.5, "best_test_accuracy": 0.5}
 

@@ -56,7 +56,7 @@ def test_gpu_table_script_runs_a_smoke_table_without_tensorflow(tmp_path):
         tar.add(root, arcname="images")
     out = tmp_path / "out"
     args = ["scripts/gpu/run_table.py", f"--data={data}", f"--root={out}", "--table=14",
-            "--rows=student,fsp-k1", "--teacher_model=resnet8", "--train_teachers=2",
+            "--rows=student,fsp-init0.125-k1", "--teacher_model=resnet8", "--train_teachers=2",
             "--epochs=2", "--teacher_epochs=1", "--batch_size=8", "--lr_decay_every=1"]
     code = ("import sys, runpy; sys.modules['tensorflow'] = None; "
             f"sys.argv = {args!r}; runpy.run_path({args[0]!r}, run_name='__main__')")
@@ -65,11 +65,11 @@ def test_gpu_table_script_runs_a_smoke_table_without_tensorflow(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     rows = {r["row"]: r for r in summary["rows"]}
-    assert set(rows) == {"student-s0", "fsp-k1-s0"}
+    assert set(rows) == {"student-s0", "fsp-init0.125-k1-s0"}
     assert [t["row"] for t in summary["teachers"]] == ["teacher-0", "teacher-1"]
     for row in rows.values():
         assert 0.0 <= row["test_accuracy"] <= 1.0
     assert summary["timing"]["training_compiles"] == 1
-    results = json.loads((out / "runs" / "fsp-k1-s0" / "results.json").read_text())
+    results = json.loads((out / "runs" / "fsp-init0.125-k1-s0" / "results.json").read_text())
     assert len(results["history"]) == 2 and results["num_teachers"] == 1
-    assert (out / "runs" / "fsp-k1-s0" / "student.keras").exists()
+    assert (out / "runs" / "fsp-init0.125-k1-s0" / "student.keras").exists()
