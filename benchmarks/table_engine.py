@@ -58,16 +58,9 @@ PEAK_TFLOPS = {"H200": {"fp32": 67.0, "tf32": 494.0}, "H100": {"fp32": 67.0, "tf
 
 
 def _table_runs(number: int = 14, student: str = "resnet8"):
-    from kdkeras.reproduce import options_slug, tables
-    from kdkeras.training.jax_runs import StudentRun
+    from kdkeras.reproduce.settings import student_runs
 
-    runs = {}
-    for row in tables.get(number).rows:
-        if row.model == student and row.kind in (tables.TRAIN, tables.DISTILL):
-            k = row.num_teachers if row.kind == tables.DISTILL else 0
-            slug = options_slug(row.method, row.options, k) if k else "student"
-            runs.setdefault(slug, StudentRun(slug, row.method, row.options, k or None))
-    return list(runs.values())
+    return student_runs([number], student)
 
 
 def _flops(teacher, student, rows, forwards: int) -> dict:

@@ -137,3 +137,29 @@ def options_slug(method: str, options: tuple, k: int) -> str:
             value = "only" + "_".join(str(v) for v in value)
         parts.append(f"{name}{value}" if not isinstance(value, str) else f"{name}_{value}")
     return "-".join(parts + [f"k{k}"])
+
+
+def student_runs(numbers, student: str, slugs=None) -> list:
+    """The unique student runs (`kdkeras.training.jax_runs.StudentRun`) of reproduce tables
+    `numbers` whose student is `student`, keyed by their run directory's slug.
+
+    `slugs` keeps only those runs; a slug that is not a run of the tables is
+    refused with the valid ones. The GPU scripts and the table-engine benchmark
+    step these runs (one per distinct method, options and K).
+    """
+    from kdkeras.reproduce import tables
+    from kdkeras.training.jax_runs import StudentRun
+
+    runs = {}
+    for number in numbers:
+        for row in tables.get(int(number)).rows:
+            if row.model != student or row.kind not in (tables.TRAIN, tables.DISTILL):
+                continue
+            k = row.num_teachers if row.kind == tables.DISTILL else 0
+            slug = options_slug(row.method, row.options, k) if k else "student"
+            runs.setdefault(slug, StudentRun(slug, row.method, row.options, k or None))
+    unknown = set(slugs or ()) - set(runs)
+    if unknown:
+        raise ValueError(f"{sorted(unknown)} are not runs of tables {list(numbers)} for "
+                         f"{student}. Valid: {sorted(runs)}.")
+    return [r for slug, r in runs.items() if not slugs or slug in slugs]

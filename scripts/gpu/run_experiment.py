@@ -48,22 +48,12 @@ flags.DEFINE_integer("verbose", 2, "Keras fit verbosity.")
 
 def table_runs(numbers, student: str, rows=None):
     """The unique student runs of reproduce tables `numbers` whose student is `student`."""
-    from kdkeras.reproduce import options_slug, tables
-    from kdkeras.training.jax_runs import StudentRun
+    from kdkeras.reproduce.settings import student_runs
 
-    runs = {}
-    for number in numbers:
-        for row in tables.get(int(number)).rows:
-            if row.model != student or row.kind not in (tables.TRAIN, tables.DISTILL):
-                continue
-            k = row.num_teachers if row.kind == tables.DISTILL else 0
-            slug = options_slug(row.method, row.options, k) if k else "student"
-            runs.setdefault(slug, StudentRun(slug, row.method, row.options, k or None))
-    unknown = set(rows or ()) - set(runs)
-    if unknown:
-        raise app.UsageError(f"--rows {sorted(unknown)} are not rows of tables {numbers} "
-                             f"for {student}. Valid: {sorted(runs)}.")
-    return [r for slug, r in runs.items() if not rows or slug in rows]
+    try:
+        return student_runs(numbers, student, rows)
+    except ValueError as err:
+        raise app.UsageError(f"--rows {err}") from None
 
 
 def main(argv):

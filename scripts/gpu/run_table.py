@@ -57,21 +57,12 @@ flags.DEFINE_integer("test_subset", None, "Test on the first this many images.")
 
 def table_runs(number: int, student: str, slugs=None):
     """The unique student runs of reproduce table `number` whose student is `student`."""
-    from kdkeras.reproduce import options_slug, tables
-    from kdkeras.training.jax_runs import StudentRun
+    from kdkeras.reproduce.settings import student_runs
 
-    runs = {}
-    for row in tables.get(number).rows:
-        if row.model != student or row.kind not in (tables.TRAIN, tables.DISTILL):
-            continue
-        k = row.num_teachers if row.kind == tables.DISTILL else 0
-        slug = options_slug(row.method, row.options, k) if k else "student"
-        runs.setdefault(slug, StudentRun(slug, row.method, row.options, k or None))
-    unknown = set(slugs or ()) - set(runs)
-    if unknown:
-        raise app.UsageError(f"--rows {sorted(unknown)} are not rows of table {number} for "
-                             f"{student}. Valid: {sorted(runs)}.")
-    return [r for slug, r in runs.items() if not slugs or slug in slugs]
+    try:
+        return student_runs([number], student, slugs)
+    except ValueError as err:
+        raise app.UsageError(f"--rows {err}") from None
 
 
 def _save_checkpoint(path, engine, epoch, history):
