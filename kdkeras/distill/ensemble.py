@@ -39,6 +39,7 @@ from keras import ops
 
 from kdkeras import losses as kd_losses
 from kdkeras.distill import feature_terms
+from kdkeras.distill.teacher_outputs import calibration_images
 
 TEACHER_ALIGNMENTS = ("none", "procrustes")
 # Training images the Procrustes rotations are fitted on (8 batches of 128).
@@ -143,26 +144,6 @@ def fit_teacher_alignment(distiller, images, batch_size: int = 128) -> list:
     return fitted
 
 
-def first_images(data, count: int) -> np.ndarray:
-    """The first `count` images of what `fit` gets: arrays, a PyDataset or a batched dataset."""
-    if hasattr(data, "shape"):
-        return np.asarray(data[:count])
-    if isinstance(data, keras.utils.PyDataset):
-        batches = (data[i] for i in range(len(data)))
-    else:
-        batches = iter(data)
-    images, have = [], 0
-    for batch in batches:
-        x = batch[0] if isinstance(batch, (tuple, list)) else batch
-        images.append(np.asarray(x, np.float32))
-        have += len(images[-1])
-        if have >= count:
-            break
-    if not images:
-        raise ValueError("The training data is empty: no images to fit the teacher alignment on.")
-    return np.concatenate(images)[:count]
-
-
 def prepare_fit(distiller, x):
     """Before `Distiller.fit`: fits the alignment on the first training images if not yet fitted."""
     alignment = getattr(distiller, "teacher_alignment", None)
@@ -171,7 +152,8 @@ def prepare_fit(distiller, x):
     if alignment.is_fitted():      # restored with the run's checkpoint: keep those rotations
         alignment.ready = True
     else:
-        fit_teacher_alignment(distiller, first_images(x, ALIGNMENT_IMAGES))
+        images = calibration_images(x, ALIGNMENT_IMAGES, "fit the teacher alignment on")
+        fit_teacher_alignment(distiller, images)
     return x
 
 

@@ -141,21 +141,30 @@ def split_batch(x):
     return x, None
 
 
-def calibration_images(ds, count: int = 256) -> np.ndarray:
-    """The first `count` (or fewer, if the data ends) images of a batched `(x, y)` dataset.
+def calibration_images(ds, count: int = 256,
+                       purpose: str = "calibrate the int8 teachers on") -> np.ndarray:
+    """The first `count` (or fewer, if the data ends) images of what `fit` gets.
 
-    They are the pipeline's own output (augmented and normalised), which is
-    what int8 calibration must see.
+    `ds` is a batched `(x, y)` dataset, a `keras.utils.PyDataset` or an array.
+    They are the pipeline's own output (augmented), which is what int8
+    calibration and the ensemble's teacher alignment (`ensemble.prepare_fit`)
+    must see. `purpose` completes the error for empty data.
     """
+    if hasattr(ds, "shape"):
+        return np.asarray(ds[:count])
+    if isinstance(ds, keras.utils.PyDataset):
+        batches = (ds[i] for i in range(len(ds)))
+    else:
+        batches = iter(ds)
     images, have = [], 0
-    for batch in ds:
+    for batch in batches:
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
         images.append(np.asarray(x, np.float32))
         have += len(images[-1])
         if have >= count:
             break
     if not images:
-        raise ValueError("The dataset is empty: no images to calibrate the int8 teachers on.")
+        raise ValueError(f"The training data is empty: no images to {purpose}.")
     return np.concatenate(images)[:count]
 
 
