@@ -31,3 +31,24 @@ def randomise_batch_norm(model, seed: int = 0):
             layer.set_weights([rng.uniform(0.5, 1.5, n), rng.normal(0, 0.2, n),
                                rng.normal(0, 0.2, n), rng.uniform(0.5, 2.0, n)])
     return model
+
+
+def last_json_lines(procs: dict, timeout: int) -> dict:
+    """name -> the JSON on the last stdout line of each `subprocess.Popen` in `procs`.
+
+    Asserts every process exits 0; kills any left running (a failed peer can
+    leave the others waiting on a collective).
+    """
+    import json
+
+    outputs = {}
+    try:
+        for name, proc in procs.items():
+            out, err = proc.communicate(timeout=timeout)
+            assert proc.returncode == 0, f"{name}: {err[-3000:]}"
+            outputs[name] = json.loads(out.strip().splitlines()[-1])
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+    return outputs

@@ -118,17 +118,9 @@ def runs(tmp_path_factory):
         procs[name] = subprocess.Popen(
             [sys.executable, __file__, spec, str(workdir), *teachers],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**base, **env})
-    outputs = {}
-    try:
-        for name, proc in procs.items():
-            out, err = proc.communicate(timeout=400)
-            assert proc.returncode == 0, f"{name}: {err[-3000:]}"
-            outputs[name] = json.loads(out.strip().splitlines()[-1])
-    finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.kill()
-    return root, outputs
+    from helpers import last_json_lines   # here: this file also runs as a worker script
+
+    return root, last_json_lines(procs, timeout=400)
 
 
 @pytest.mark.slow

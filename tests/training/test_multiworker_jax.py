@@ -96,17 +96,9 @@ def runs(tmp_path_factory):
         procs[name] = subprocess.Popen([sys.executable, __file__, spec, str(workdir), teacher],
                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                        env={**base, **env})
-    outputs = {}
-    try:
-        for name, proc in procs.items():
-            out, err = proc.communicate(timeout=500)
-            assert proc.returncode == 0, f"{name}: {err[-3000:]}"
-            outputs[name] = json.loads(out.strip().splitlines()[-1])
-    finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.kill()
-    return root, outputs
+    from helpers import last_json_lines   # here: this file also runs as a worker script
+
+    return root, last_json_lines(procs, timeout=500)
 
 
 @pytest.mark.slow
