@@ -49,16 +49,14 @@ def main(argv):
         overrides["workdir"] = overrides["workdir"] or FLAGS.root
         base = resolve_config(DistillRunConfig, FLAGS.preset, dataset,
                               teacher_model=FLAGS.teacher_model, **overrides)
-        splits, distill = None, None
+        splits = None
         if FLAGS.data_path == "arrays":
             from kdkeras.data.numpy_data import load_image_arrays
-            from kdkeras.training.jax_runs import distill_arrays
 
             splits = load_image_arrays(FLAGS.data_dir, name=dataset, cache=FLAGS.cache)
-            distill = distill_arrays
         summary = run_study(base, FLAGS.teachers, variants=FLAGS.variants,
                             seeds=[int(s) for s in FLAGS.seeds], ks=[int(k) for k in FLAGS.ks],
-                            root=FLAGS.root, splits=splits, distill=distill)
+                            root=FLAGS.root, splits=splits)
         summary = {"teacher_set": FLAGS.teacher_set, "teachers": FLAGS.teachers, **summary}
         print(json.dumps(summary["variants"], indent=1))
         if FLAGS.out:

@@ -98,7 +98,7 @@ def main(argv):
     from kdkeras.distill import method_names
     from kdkeras.training.config import DistillRunConfig, resolve_config
     from kdkeras.training.report import comparison_table, plot_curves
-    from kdkeras.training.runs import _load_data, distill_model
+    from kdkeras.training.runs import distill_model, load_data
 
     def run():
         if FLAGS.baseline not in (*method_names(), "none"):
@@ -123,7 +123,7 @@ def main(argv):
             print(f"  {name}: {config.workdir}" + (f", teachers {', '.join(paths)}" if paths else ""))
         if FLAGS.dry_run:
             return
-        splits = _load_data(cfg)
+        splits = load_data(cfg)
         n_train = min(cfg.train_subset or splits.num_train, splits.num_train)
         n_test = min(cfg.test_subset or splits.num_test, splits.num_test)
         print(f"Data: {splits.name} ({splits.source}), {splits.num_classes} classes: "

@@ -10,7 +10,7 @@ depends on, and how run directories are named), `engine` (`Reproducer` and
 import importlib
 
 from kdkeras.reproduce import tables
-from kdkeras.reproduce.settings import Settings, options_slug
+from kdkeras.reproduce.settings import Settings
 
 # The engine and records need TensorFlow (through the data readers); `tables`
 # and `settings` do not, so the GPU machine's JAX-only scripts can read the
@@ -25,5 +25,5 @@ def __getattr__(name):
     raise AttributeError(f"module 'kdkeras.reproduce' has no attribute {name!r}")
 
 
-__all__ = ["Reproducer", "Settings", "options_slug", "reproduce", "run_record",
+__all__ = ["Reproducer", "Settings", "reproduce", "run_record",
            "split_by_pair", "tables"]

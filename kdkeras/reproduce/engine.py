@@ -3,8 +3,8 @@
     from kdkeras.reproduce import Settings, reproduce
     failed = reproduce([2, 5], Settings(preset="smoke"))   # -> results/table_2.json, ...
 
-Each row of a table (`kdkeras.reproduce.tables`) is an ordinary `train_model`
-or `distill_model` run (`kdkeras.training.runs`) with its own directory under
+Each row of a table (`kdkeras.reproduce.tables`) is an ordinary run
+(`kdkeras.training.runs.run`) with its own directory under
 `Settings.runs_dir`, named by what it is (`kdkeras.reproduce.settings`), so a
 run that several tables share is trained once, and the K teachers of a pair
 are trained once into `<runs_dir>/<scale>/models/<teacher>/seed-<k>` and reused
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import gc
 import json
 import os
@@ -32,16 +31,15 @@ from typing import Optional
 import keras
 
 from kdkeras.data import DataError, load_dataset
-from kdkeras.distill.stages import finished_results, stage_configs
 from kdkeras.reporting.tables_io import write_table_record
 from kdkeras.reproduce import records
 from kdkeras.reproduce import tables as paper_tables
 from kdkeras.reproduce.model_cost import ModelCosts
 from kdkeras.reproduce.records import TEACHER_MODELS
-from kdkeras.reproduce.settings import SYNTHETIC, Settings, options_slug
+from kdkeras.reproduce.settings import SYNTHETIC, Settings
 from kdkeras.training.config import DistillRunConfig, TrainConfig, resolve_config
 from kdkeras.training.guards import TrainingInterrupted
-from kdkeras.training.runs import distill_model, train_model
+from kdkeras.training.runs import finished_results, options_slug, run, run_stages
 
 
 class Reproducer:
@@ -86,8 +84,8 @@ class Reproducer:
         return Path(self.s.runs_dir) / self.s.scale_tag(family)
 
     # --- runs ---------------------------------------------------------------------
-    def _run(self, config, fn, label: str, family: str):
-        """Reads back a finished run or trains/resumes it; caches by workdir."""
+    def _run(self, config, label: str, family: str):
+        """Reads back a finished run or trains/resumes it (`runs.run`); caches by workdir."""
         key = config.workdir
         if key in self._results:
             return self._results[key]
@@ -100,7 +98,9 @@ class Reproducer:
         else:
             start = time.perf_counter()
             print(f"  run {label}: {key}", flush=True)
-            done = fn(config, self.splits(family))
+            # One checkpoint as all K teachers (smoke) is meant: told so.
+            done = run(config, self.splits(family),
+                       allow_duplicate_teachers=self.s.reuse_one_teacher)
             keras.backend.clear_session()
             self.log.append((label, key, "trained"))
             print(f"    top-1 {100 * done['test_accuracy']:.2f}% in "
@@ -123,7 +123,7 @@ class Reproducer:
         values = dict(model=model, seed=seed)
         if model in TEACHER_MODELS and self.s.teacher_epochs:
             values.update(epochs=self.s.teacher_epochs,
-                          lr_decay_every=max(1, self.s.teacher_epochs // 4))
+                          lr_decay_every=self.s.teacher_lr_decay_every)
         if model in TEACHER_MODELS and self.s.teachers_dir:
             given = _read_results(workdir)
             if given is not None:  # a teacher handed over as it is, whatever its recipe
@@ -131,7 +131,7 @@ class Reproducer:
                 self.log.append((f"{model} teacher, seed {seed}", str(workdir), "given"))
                 return given
         cfg = self.config(TrainConfig, family, workdir, **values)
-        return self._run(cfg, train_model, f"{model} alone, seed {seed}", family)
+        return self._run(cfg, f"{model} alone, seed {seed}", family)
 
     def teacher_paths(self, model: str, k: int, family: str) -> list[str]:
         """K teacher checkpoints (seeds 0..K-1), trained first where missing."""
@@ -140,11 +140,6 @@ class Reproducer:
             self.train(model, seed, family)
         return [str(self.model_dir(model, s, family) / "model.keras") for s in seeds]
 
-    def distill_fn(self):
-        """`distill_model`; with one checkpoint as all K teachers, told that it is meant."""
-        return functools.partial(distill_model,
-                                 allow_duplicate_teachers=self.s.reuse_one_teacher)
-
     def distill(self, row: paper_tables.Run, seed: int, family: str):
         teachers = self.teacher_paths(row.teacher, row.num_teachers, family)
         workdir = (self.root(family) / "distill" / f"{row.teacher}-{row.model}"
@@ -152,7 +147,7 @@ class Reproducer:
         cfg = self.config(DistillRunConfig, family, workdir, model=row.model,
                           teacher_model=row.teacher, teachers=tuple(teachers), method=row.method,
                           distill_options=row.options, seed=seed)
-        return self._run(cfg, self.distill_fn(), f"{row.label}, seed {seed}", family)
+        return self._run(cfg, f"{row.label}, seed {seed}", family)
 
     def stages(self, row: paper_tables.Run, seed: int, family: str):
         teachers = self.teacher_paths(row.chain[0], row.num_teachers, family)
@@ -161,14 +156,9 @@ class Reproducer:
         first = self.config(DistillRunConfig, family, workdir, model=row.chain[1],
                             teacher_model=row.chain[0], teachers=tuple(teachers),
                             method=row.method, distill_options=row.options, seed=seed)
-        results = None
-        # The same chain as `run_stages`, one stage at a time so that each is cached.
-        for i, cfg in enumerate(stage_configs(row.chain, first)):
-            results = self._run(cfg, self.distill_fn(),
-                                f"{row.label} [stage {i + 1}], seed {seed}", family)
-            if row.stage == i + 1:
-                break
-        return results
+        results = run_stages(row.chain, first, until=row.stage, run_stage=lambda cfg, i: self._run(
+            cfg, f"{row.label} [stage {i}], seed {seed}", family))
+        return results[-1] if len(results) == (row.stage or len(row.chain) - 1) else None
 
     def run_row(self, row: paper_tables.Run, seed: int, family: str):
         if row.kind == paper_tables.TRAIN:

@@ -8,8 +8,8 @@ and a re-run with the same settings finds them:
     <runs_dir>/<scale_tag>/distill/<teacher>-<student>/<options_slug>/seed-<s>
     <runs_dir>/<scale_tag>/stages/<chain>/<options_slug>/seed-<s>/stage<i>-...
 
-`scale_tag` and `options_slug` are therefore part of the on-disk format:
-changing either orphans every finished run.
+`scale_tag` and `options_slug` (`kdkeras.training.runs`) are therefore part of
+the on-disk format: changing either orphans every finished run.
 """
 
 from __future__ import annotations
@@ -41,7 +41,9 @@ class Settings:
       runs_dir: where run directories (and teachers) go.
       overrides: (name, value) pairs of `OVERRIDE_NAMES` applied to every run.
       reuse_one_teacher: one teacher checkpoint stands for all K (plumbing only).
-      teacher_epochs: the teachers' epochs, if not the preset's.
+      teacher_epochs: the teachers' epochs, if not the preset's; their learning
+        rate then decays ×0.1 four times (`teacher_lr_decay_every`), as the
+        paper's 200 epochs decay every 50.
       teachers_dir: teachers handed over (`Reproducer.model_dir`).
       latency_repeats: timed batch-1 calls per model for the cost columns.
       dry_run: list the runs, train nothing.
@@ -102,6 +104,11 @@ class Settings:
                    latency_repeats=latency_repeats or LATENCY_REPEATS[preset],
                    **{"optimize_graphs": not smoke, **values})
 
+    @property
+    def teacher_lr_decay_every(self) -> int:
+        """The teachers' decay period under `teacher_epochs`: a quarter of them (at least 1)."""
+        return max(1, self.teacher_epochs // 4)
+
     def family_dataset(self, family: str) -> tuple[str, Optional[str]]:
         """(dataset name, data_dir) of a table family ("cifar" or "imagenet64")."""
         if self.dataset == "synthetic":
@@ -120,27 +127,8 @@ class Settings:
         return tag + ("-one_teacher" if self.reuse_one_teacher else "")
 
 
-def options_slug(method: str, options: tuple, k: int) -> str:
-    """`ours-cross_depth3-k3`, `p1-cross_depth_only2-k1`: a run's method directory.
-
-    A method with an initialisation stage (two-stage FSP) says so,
-    `fsp-init0.125-k1`: `fsp-k1` directories of earlier versions hold joint FSP.
-    """
-    from kdkeras.distill import METHODS
-
-    parts = [method]
-    fraction = METHODS.get(method, {}).get("init_stage_fraction")
-    if fraction and "init_stage_fraction" not in dict(options):
-        parts.append(f"init{fraction:g}")
-    for name, value in options:
-        if isinstance(value, (tuple, list)):
-            value = "only" + "_".join(str(v) for v in value)
-        parts.append(f"{name}{value}" if not isinstance(value, str) else f"{name}_{value}")
-    return "-".join(parts + [f"k{k}"])
-
-
 def student_runs(numbers, student: str, slugs=None) -> list:
-    """The unique student runs (`kdkeras.training.jax_runs.StudentRun`) of reproduce tables
+    """The unique student runs (`kdkeras.training.runs.StudentRun`) of reproduce tables
     `numbers` whose student is `student`, keyed by their run directory's slug.
 
     `slugs` keeps only those runs; a slug that is not a run of the tables is
@@ -148,7 +136,7 @@ def student_runs(numbers, student: str, slugs=None) -> list:
     step these runs (one per distinct method, options and K).
     """
     from kdkeras.reproduce import tables
-    from kdkeras.training.jax_runs import StudentRun
+    from kdkeras.training.runs import StudentRun, options_slug
 
     runs = {}
     for number in numbers:

@@ -135,6 +135,13 @@ def weights_file_bytes(model: keras.Model) -> bytes:
     return buffer.getvalue()
 
 
+# What a run is: its config, but for these fields, which say how this process
+# carries it out (where, whether to resume, how much to print).
+NOT_THE_RUN = ("resume", "overwrite", "verbose", "workdir")
+# What a resumed run may change: train on for more epochs, or another NaN/Inf policy.
+RESUMABLE_CHANGES = ("epochs", "on_nonfinite")
+
+
 def field_defaults(config) -> dict:
     """The default of each field of a config dataclass that has one."""
     return {f.name: f.default for f in dataclasses.fields(config)
@@ -152,14 +159,29 @@ def added_at_default(name: str, old: dict, new: dict, defaults: dict) -> bool:
             and json.loads(json.dumps(new.get(name))) == json.loads(json.dumps(defaults[name])))
 
 
+def run_differences(stored: dict, config: dict, defaults: dict | None = None,
+                    allowed=()) -> list[str]:
+    """The fields in which `config` is another run than the stored config of a run directory.
+
+    The one definition of "the same run", for resuming (`prepare_run_dir`, which
+    also `allowed` the `RESUMABLE_CHANGES`) and for reading a finished run back
+    (`kdkeras.training.runs.finished_results`). Compared as JSON reads them back
+    (tuples become lists); the fields of `NOT_THE_RUN` never differ, and a field
+    added to the config since the run began differs only if not at its default.
+    """
+    config = json.loads(json.dumps(config))
+    skip = set(NOT_THE_RUN) | set(allowed)
+    return sorted(k for k in set(stored) | set(config)
+                  if k not in skip and stored.get(k) != config.get(k)
+                  and not added_at_default(k, stored, config, defaults or {}))
+
+
 def prepare_run_dir(run_dir, config: dict, *, resume: bool, overwrite: bool,
-                    ignore=("resume", "overwrite", "verbose", "epochs", "workdir",
-                            "on_nonfinite"), defaults: dict | None = None) -> Path:
+                    defaults: dict | None = None) -> Path:
     """Creates `run_dir`, or checks that it holds this same run when resuming.
 
-    A field the stored config lacks (added to the config since that run began)
-    holding its value of `defaults` is no difference: the run ran with what
-    that default does (as `kdkeras.distill.stages.finished_results` reads it).
+    "The same run" is `run_differences` with the `RESUMABLE_CHANGES` allowed;
+    `defaults` are the config's field defaults (`field_defaults`).
     """
     from kdkeras.training.run_lock import LOCK_FILE
 
@@ -182,12 +204,8 @@ def prepare_run_dir(run_dir, config: dict, *, resume: bool, overwrite: bool,
                     f"--resume: {run_dir} has already trained {done} epochs, more than "
                     f"--epochs={config['epochs']}. Pass --epochs={done} or more to continue it "
                     "(its finished results are in results.json).")
-            old = json.loads(cfg_path.read_text())
-            # Compare as JSON sees it: tuples come back from config.json as lists.
-            config = json.loads(json.dumps(config))
-            diff = sorted(k for k in set(old) | set(config)
-                          if k not in ignore and old.get(k) != config.get(k)
-                          and not added_at_default(k, old, config, defaults or {}))
+            diff = run_differences(json.loads(cfg_path.read_text()), config, defaults,
+                                   allowed=RESUMABLE_CHANGES)
             if diff:
                 raise RunDirError(
                     f"--resume: {run_dir} holds a different run (differs in {diff}). "

@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from kdkeras.reporting.aggregate import mean_std
@@ -62,18 +62,17 @@ def paired_difference(a_by_seed: dict, b_by_seed: dict) -> dict:
 
 
 def run_study(base, teachers: Sequence[str], *, variants: Sequence[str], seeds: Sequence[int],
-              ks: Sequence[int] = (1, 3), root, splits=None, distill: Callable = None) -> dict:
-    """Runs (or resumes) every (variant, K, seed) run; returns `summarise` of them.
+              ks: Sequence[int] = (1, 3), root, splits=None) -> dict:
+    """Runs (`kdkeras.training.runs.run`) every (variant, K, seed) run; returns `summarise` of them.
 
     Args:
       base: a `DistillRunConfig` holding the scale and recipe (its method,
         teachers, seed, workdir and distill_options are set here).
       teachers: checkpoint paths; K uses the first K.
-      distill: the run function (`kdkeras.training.runs.distill_model` by default).
+      splits: the data (tf.data-fed splits or an `ArraySplits`); None loads `base.dataset`.
     """
-    from kdkeras.training.runs import distill_model
+    from kdkeras.training.runs import run
 
-    distill = distill or distill_model
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown or max(ks) > len(teachers):
         raise ValueError(f"Variants must be among {sorted(VARIANTS)} and K at most the "
@@ -88,7 +87,7 @@ def run_study(base, teachers: Sequence[str], *, variants: Sequence[str], seeds: 
                     workdir=str(run_dir(root, variant, k, seed)), resume=True, overwrite=False)
                 print(f"ensemble study: {variant} K={k} seed {seed} -> {config.workdir}",
                       flush=True)
-                distill(config, splits)
+                run(config, splits)
     return summarise(root, variants, seeds, ks)
 
 

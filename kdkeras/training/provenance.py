@@ -92,6 +92,19 @@ def provenance(**scale) -> dict:
     }
 
 
+def accelerator() -> dict:
+    """What a run computed on: the backend, and under JAX its devices and version."""
+    import keras
+
+    info = {"backend": keras.backend.backend(), "keras": keras.__version__}
+    if info["backend"] == "jax":
+        import jax
+
+        info.update(jax=jax.__version__, devices=[f"{d.platform}:{d.device_kind}"
+                                                  for d in jax.devices()])
+    return info
+
+
 def write_json_atomic(path, data) -> None:
     """Writes JSON through a temporary file and a rename: never a partial file."""
     path = Path(path)

@@ -20,7 +20,7 @@ import keras
 from kdkeras import models
 from kdkeras.distill import Distiller, init_stage, method_config
 from kdkeras.training.config import DistillRunConfig, TrainConfig
-from kdkeras.training.jax_runs import StudentRun
+from kdkeras.training.runs import StudentRun
 from kdkeras.training.provenance import provenance, write_json_atomic
 from kdkeras.training.table_engine import EngineRow
 from kdkeras.training.trainer import make_optimizer, save_model_atomic

@@ -3,23 +3,24 @@
 Both scripts build a `Distiller` (a plain training run is the `student` method
 with no teachers, so teachers, baselines and the full method share one loop, one
 weight decay and one checkpoint format) and hand it to `fit_in_run_dir`. The
-JAX runs on in-memory arrays (`kdkeras.training.jax_runs`) use the same loop
-with their own input pipelines and without TensorBoard.
+data decides the feed (`input_pipelines`): tf.data for what
+`kdkeras.data.load_dataset` returns, `ArrayBatches` (no TensorFlow: the JAX
+path) for an `ArraySplits`, which then runs without TensorBoard.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
 from pathlib import Path
 
 import keras
 
+from kdkeras.data.numpy_data import ArrayBatches, ArraySplits
 from kdkeras.training.checkpoints import EpochCheckpoint, restore_latest, write_atomic
 from kdkeras.training.guards import NonFiniteGuard, SignalStop
 from kdkeras.training.config import TrainConfig
 from kdkeras.training.provenance import provenance, write_json_atomic
-from kdkeras.training.strategy import resolve_jit_compile
+from kdkeras.training.strategy import process_share, resolve_jit_compile
 from kdkeras.training.teacher_recipes import SnapshotSaver, data_order_seed
 
 
@@ -35,11 +36,14 @@ def _subset(requested, available):
 
 
 def input_pipelines(splits, config: TrainConfig, initial_epoch: int = 0):
-    """The training pipeline of epochs `initial_epoch`..`config.epochs - 1`, and the test one.
+    """The training batches of epochs `initial_epoch`..`config.epochs - 1`, and the test ones.
 
-    Each epoch's shuffle and augmentation depend only on (seed, epoch), so a run
-    resumed at epoch e sees the batches the uninterrupted run saw.
+    tf.data pipelines, or `array_batches` for an `ArraySplits`. Each epoch's
+    shuffle and augmentation depend only on (seed, epoch), so a run resumed at
+    epoch e sees the batches the uninterrupted run saw.
     """
+    if isinstance(splits, ArraySplits):
+        return array_batches(splits, config, initial_epoch)
     from kdkeras.data import make_input_pipeline
 
     train = make_input_pipeline(splits.train, training=True, batch_size=config.batch_size,
@@ -51,6 +55,23 @@ def input_pipelines(splits, config: TrainConfig, initial_epoch: int = 0):
                                seed=config.seed, augment=False, subset=_subset(config.test_subset, splits.num_test),
                                labels=getattr(splits, "test_labels", None))
     return train, test
+
+
+def array_batches(data: ArraySplits, config: TrainConfig,
+                  initial_epoch: int = 0) -> tuple[ArrayBatches, ArrayBatches]:
+    """`input_pipelines` on in-memory arrays, without TensorFlow.
+
+    Batches are pixels in [0, 255] (the run's models normalise them with
+    `data.mean`/`data.std`); a subset at least the data size keeps all. Under
+    several JAX processes (strategy="multiworker") each feeds its share of
+    every batch.
+    """
+    train = ArrayBatches(data.x_train, data.y_train, batch_size=config.batch_size, training=True,
+                         seed=data_order_seed(config), augment=config.augment,
+                         subset=config.train_subset, initial_epoch=initial_epoch)
+    test = ArrayBatches(data.x_test, data.y_test, batch_size=config.batch_size, training=False,
+                        augment=False, subset=config.test_subset)
+    return process_share(train), process_share(test)
 
 
 def sync_csv_history(path, history: list) -> None:
@@ -104,42 +125,21 @@ def data_scale(splits, config: TrainConfig) -> dict:
 
 
 def fit_in_run_dir(model, splits, config: TrainConfig, run_dir, *, save_name: str,
-                   extra_results: dict | None = None,
-                   pipelines: Callable = input_pipelines, tensorboard: bool = True) -> dict:
+                   extra_results: dict | None = None) -> dict:
     """Trains `model` (a `Distiller`) with checkpoints in `run_dir`; saves its student.
 
-    `pipelines(splits, config, initial_epoch)` gives the training and test
-    batches: `input_pipelines` (tf.data) by default, or
-    `kdkeras.training.jax_runs.array_batches` on arrays, which runs without
-    TensorFlow and so with `tensorboard=False`.
+    `splits` are fed by `input_pipelines`; arrays (`ArraySplits`) run without
+    TensorBoard (TensorFlow's) and record their data path. With
+    `config.resume` the run continues after its last checkpoint.
 
     Returns the results dict also written to `run_dir/results.json`.
     """
     run_dir = Path(run_dir)
-    backend = keras.backend.backend()
-    if config.on_nonfinite == "skip" and backend != "tensorflow":
-        raise ValueError("on_nonfinite='skip' runs on the TensorFlow backend only; "
-                         f"on {backend} use 'stop'.")
-    keras.utils.set_random_seed(config.seed)
-    if backend == "tensorflow":
-        # The optimizer (and its restored state) live in the model's strategy.
-        strategy = model.distribute_strategy
-        scope = strategy.scope()
-        jit_compile = resolve_jit_compile(strategy, config.jit_compile)
-    else:
-        # An eager JAX step runs op by op, many times slower than the compiled one.
-        scope = contextlib.nullcontext()
-        jit_compile = True if backend == "jax" else config.jit_compile
-    with scope:
-        model.compile(optimizer=make_optimizer(config), jit_compile=jit_compile)
-        initial_epoch, history = restore_latest(model, run_dir) if config.resume else (0, [])
-    if initial_epoch:
-        print(f"Resuming {run_dir} after epoch {initial_epoch}/{config.epochs}.", flush=True)
-    if config.resume:
-        sync_csv_history(run_dir / "history.csv", history)
-    # A branched run (init_from, teacher_recipes) continues its parent's schedule there.
-    initial_epoch = max(initial_epoch, getattr(config, "start_epoch", 0))
-    train_ds, test_ds = pipelines(splits, config, initial_epoch)
+    on_arrays = isinstance(splits, ArraySplits)
+    if on_arrays:
+        extra_results = {"data_path": "numpy (kdkeras.data.numpy_data)", **(extra_results or {})}
+    initial_epoch, history = compile_and_restore(model, config, run_dir)
+    train_ds, test_ds = input_pipelines(splits, config, initial_epoch)
     # The guards stop the run after the current batch (a NaN/Inf loss term, or
     # SIGINT/SIGTERM); the checkpoint keeps the last complete, finite epoch.
     nonfinite = NonFiniteGuard(config.on_nonfinite, run_dir=run_dir)
@@ -151,7 +151,7 @@ def fit_in_run_dir(model, splits, config: TrainConfig, run_dir, *, save_name: st
         checkpoint,
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=initial_epoch > 0),
     ]
-    if tensorboard:
+    if not on_arrays:
         callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard"),
                                                      write_graph=False))
     if getattr(config, "snapshot_epochs", ()):
@@ -169,7 +169,50 @@ def fit_in_run_dir(model, splits, config: TrainConfig, run_dir, *, save_name: st
             on_signal.restore()
         nonfinite.raise_if_stopped()
         on_signal.raise_if_stopped()
-    history = checkpoint.history
+    return save_results(model, splits, config, run_dir, test_ds, checkpoint.history,
+                        save_name=save_name, extra_results=extra_results)
+
+
+def jit_compile_of(model, config: TrainConfig) -> bool | str:
+    """Whether the train step is compiled with XLA.
+
+    TensorFlow: `config.jit_compile`, settled against the model's strategy
+    (`strategy.resolve_jit_compile`). JAX: always, whatever the config says: an
+    eager JAX step runs op by op, many times slower than the compiled one.
+    """
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        return resolve_jit_compile(model.distribute_strategy, config.jit_compile)
+    return True if backend == "jax" else config.jit_compile
+
+
+def compile_and_restore(model, config: TrainConfig, run_dir: Path) -> tuple[int, list]:
+    """Compiles `model` for the run and restores its last checkpoint when resuming.
+
+    Returns the epoch to start from (a branched run, `init_from`, continues its
+    parent's schedule at `start_epoch`) and the history so far.
+    """
+    backend = keras.backend.backend()
+    if config.on_nonfinite == "skip" and backend != "tensorflow":
+        raise ValueError("on_nonfinite='skip' runs on the TensorFlow backend only; "
+                         f"on {backend} use 'stop'.")
+    keras.utils.set_random_seed(config.seed)
+    # On TensorFlow the optimizer (and its restored state) live in the model's strategy.
+    scope = (model.distribute_strategy.scope() if backend == "tensorflow"
+             else contextlib.nullcontext())
+    with scope:
+        model.compile(optimizer=make_optimizer(config), jit_compile=jit_compile_of(model, config))
+        initial_epoch, history = restore_latest(model, run_dir) if config.resume else (0, [])
+    if initial_epoch:
+        print(f"Resuming {run_dir} after epoch {initial_epoch}/{config.epochs}.", flush=True)
+    if config.resume:
+        sync_csv_history(run_dir / "history.csv", history)
+    return max(initial_epoch, getattr(config, "start_epoch", 0)), history
+
+
+def save_results(model, splits, config: TrainConfig, run_dir: Path, test_ds, history: list, *,
+                 save_name: str, extra_results: dict | None = None) -> dict:
+    """Evaluates the trained student, saves it as `run_dir/save_name`, writes `results.json`."""
     final = model.evaluate(test_ds, return_dict=True, verbose=0)
     saved = save_model_atomic(model.student, run_dir / save_name)
     results = {

@@ -31,7 +31,7 @@ flags.DEFINE_integer("num_teachers", 3, "K, the teachers of the offline ensemble
 flags.DEFINE_list("methods", ["student", "ours"], "Methods to compare (kdkeras.distill.METHODS).")
 flags.DEFINE_list("table_rows", None, "Instead of --methods: the distillation rows of these "
                   "reproduce tables of the pair (e.g. 5,11,14), each with its own options and K, "
-                  "in <root>/<row slug>-s<seed> (the slugs of kdkeras.reproduce.options_slug).")
+                  "in <root>/<row slug>-s<seed> (the slugs of kdkeras.training.runs.options_slug).")
 flags.DEFINE_list("rows", None, "With --table_rows: only the rows with these slugs.")
 flags.DEFINE_list("seeds", ["0"], "Student seeds.")
 flags.DEFINE_list("teachers", None, "Saved .keras teachers to distil from instead of training "
@@ -60,7 +60,7 @@ def main(argv):
     del argv
     from kdkeras.data.numpy_data import load_image_arrays
     from kdkeras.training.config import DistillRunConfig, resolve_config
-    from kdkeras.training.jax_runs import compare_methods
+    from kdkeras.training.runs import compare_methods
 
     data = load_image_arrays(FLAGS.data, name=FLAGS.name, cache=FLAGS.cache)
     base = resolve_config(DistillRunConfig, FLAGS.preset, dataset=FLAGS.name, model=FLAGS.model,

@@ -152,8 +152,7 @@ def main(argv):
 
     from kdkeras.data.numpy_data import balanced_subset, load_image_arrays
     from kdkeras.training.config import DistillRunConfig, resolve_config
-    from kdkeras.training.jax_runs import accelerator
-    from kdkeras.training.provenance import provenance, write_json_atomic
+    from kdkeras.training.provenance import accelerator, provenance, write_json_atomic
     from kdkeras.training.table_rows import build_rows, write_row_results
 
     if bool(FLAGS.teachers) == bool(FLAGS.train_teachers):

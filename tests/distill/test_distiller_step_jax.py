@@ -108,7 +108,7 @@ def test_one_epoch_run_on_arrays_end_to_end(tmp_path):
     from kdkeras import models
     from kdkeras.data.numpy_data import load_image_arrays
     from kdkeras.training.config import DistillRunConfig, resolve_config
-    from kdkeras.training.jax_runs import distill_arrays
+    from kdkeras.training.runs import distill_model
 
     rng = np.random.default_rng(0)
     # 12 + 12 images in batches of 4: one batch shape, one compilation per step function.
@@ -127,7 +127,7 @@ def test_one_epoch_run_on_arrays_end_to_end(tmp_path):
                             teacher_model="resnet8", teachers=(str(teacher_path),),
                             batch_size=4, train_subset=None, test_subset=None,
                             workdir=str(tmp_path / "run"), verbose=0)
-    results = distill_arrays(config, data)
+    results = distill_model(config, data)
 
     saved = json.loads((tmp_path / "run" / "results.json").read_text())
     assert saved["provenance"]["machine"]["backend"] == "jax"

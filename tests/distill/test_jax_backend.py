@@ -259,7 +259,7 @@ def test_kdkeras_trains_and_evaluates_under_jax_without_tensorflow():
 
 
 def test_numpy_data_path_imports_without_tensorflow():
-    proc = _python("import kdkeras.data.numpy_data, kdkeras.training.jax_runs; print('ok')",
+    proc = _python("import kdkeras.data.numpy_data, kdkeras.training.runs; print('ok')",
                    "jax", block_tensorflow=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
 

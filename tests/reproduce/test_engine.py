@@ -81,8 +81,7 @@ def test_selected_rows_train_and_the_others_are_only_read_back(monkeypatch, tmp_
         trained.append(config.workdir)
         return {"test_accuracy": 0.5, "best_test_accuracy": 0.5}
 
-    monkeypatch.setattr(engine, "train_model", fake_fit)
-    monkeypatch.setattr(engine, "distill_model", fake_fit)
+    monkeypatch.setattr(engine, "run", fake_fit)
     # A finished run of an unselected row is read back, as always.
     rep = Reproducer(Settings.for_preset("smoke", dataset="synthetic",
                                          runs_dir=str(tmp_path),

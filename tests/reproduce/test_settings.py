@@ -6,7 +6,8 @@ runs only if they name them as before, so the names are pinned here.
 
 import pytest
 
-from kdkeras.reproduce import Settings, options_slug, tables
+from kdkeras.reproduce import Settings, tables
+from kdkeras.training.runs import options_slug
 
 
 def test_run_directories_are_named_by_what_they_are():

@@ -1,6 +1,6 @@
-"""kdkeras.training.jax_runs.compare_methods: which teachers, options and directory each student run gets.
+"""kdkeras.training.runs.compare_methods: which teachers, options and directory each student run gets.
 
-The training itself is `distill_arrays` (tested with the trainers); here it is
+The training itself is `runs.run` (tested with the trainers); here it is
 replaced by a recorder, so these tests check the bookkeeping only.
 """
 
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from kdkeras.training import jax_runs
+from kdkeras.training import runs
 from kdkeras.training.config import DistillRunConfig, resolve_config
-from kdkeras.training.jax_runs import StudentRun, compare_methods
+from kdkeras.training.runs import StudentRun, compare_methods
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -27,9 +27,9 @@ def recorded(monkeypatch):
         calls.append(cfg)
         return {"test_accuracy": 0.5, "best_test_accuracy": 0.6}
 
-    monkeypatch.setattr(jax_runs, "distill_arrays", fake_distill)
-    monkeypatch.setattr(jax_runs, "provenance", lambda **kw: {"stub": True})
-    monkeypatch.setattr(jax_runs, "data_scale", lambda data, base: {})
+    monkeypatch.setattr(runs, "run", fake_distill)
+    monkeypatch.setattr(runs, "provenance", lambda **kw: {"stub": True})
+    monkeypatch.setattr(runs, "data_scale", lambda data, base: {})
     return calls
 
 

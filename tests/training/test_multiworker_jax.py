@@ -3,7 +3,7 @@
 Two JAX processes on localhost (one CPU device each, gloo collectives,
 `KERAS_DISTRIBUTION_*` naming process 0 as the coordinator) train
 data-parallel (`keras.distribution.DataParallel`, `prepare_jax_processes`)
-through `kdkeras.training.jax_runs.distill_arrays`, each feeding its half of
+through `kdkeras.training.runs.distill_model` on arrays, each feeding its half of
 every global batch (`process_share`); one process runs the same on the whole
 batches. The method is the full one with K=1 teacher (Gram + KL + β,
 adapters, weight decay, augmentation), one epoch of 2 steps of global batch 8.
@@ -39,7 +39,7 @@ def _run(spec: str, workdir: str, teacher: str) -> dict:
 
     from kdkeras.data.numpy_data import ArraySplits
     from kdkeras.training.config import DistillRunConfig, resolve_config
-    from kdkeras.training.jax_runs import distill_arrays
+    from kdkeras.training.runs import distill_model
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (24, *IMAGE_SHAPE), dtype=np.uint8)
@@ -53,7 +53,7 @@ def _run(spec: str, workdir: str, teacher: str) -> dict:
         teachers=(teacher,), method="ours", distill_options=(("always_adapt", True),),
         epochs=1, batch_size=8, train_subset=16, test_subset=8, learning_rate=0.1,
         weight_decay=1e-3, workdir=workdir, strategy=spec, verbose=0)
-    results = distill_arrays(config, data)
+    results = distill_model(config, data)
     import jax
 
     return {"processes": jax.process_count(), "devices": jax.device_count(),

@@ -34,7 +34,7 @@ import jax  # noqa: E402
 
 from kdkeras import models  # noqa: E402
 from kdkeras.training.config import DistillRunConfig, resolve_config  # noqa: E402
-from kdkeras.training.jax_runs import StudentRun  # noqa: E402
+from kdkeras.training.runs import StudentRun  # noqa: E402
 from kdkeras.training.table_engine import TableEngine  # noqa: E402
 from kdkeras.training.table_rows import build_rows, teacher_rows  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""Multi-stage KD (`kdkeras.distill.stages`): wiring of the stages, and a tiny real chain."""
+"""Multi-stage KD (`kdkeras.training.runs.run_stages`): wiring of the stages, and a tiny real chain."""
 
 import dataclasses
 import json
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from kdkeras.data import synthetic
-from kdkeras.distill import stages
+from kdkeras.training import runs as stages
 from kdkeras.training.config import DistillRunConfig, resolve_config
 
 
