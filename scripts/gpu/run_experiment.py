@@ -14,16 +14,17 @@ holds the test accuracies with provenance (device, backend, versions).
 """
 
 import os
+import sys
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
 from absl import app, flags  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # run as a file, or by runpy
+from gpu_flags import define_data_flags, table_runs  # noqa: E402
+
 FLAGS = flags.FLAGS
-flags.DEFINE_string("data", None, "Image folder or tar of <split>/<class>/<image>.", required=True)
-flags.DEFINE_string("name", "cifar10_jpeg", "Dataset name recorded in the results.")
-flags.DEFINE_string("cache", None, "An .npz to keep the decoded images in (reused if present).")
-flags.DEFINE_string("root", "runs/jax", "Where the run directories and summary.json go.")
+define_data_flags(default_root="runs/jax")
 flags.DEFINE_enum("preset", "paper", ["paper", "fast", "smoke"], "Schedule preset.")
 flags.DEFINE_string("model", "resnet8", "Student architecture.")
 flags.DEFINE_string("teacher_model", "resnet32", "Teacher architecture.")
@@ -44,16 +45,6 @@ flags.DEFINE_integer("lr_decay_every", None, "Override the preset's decay period
 flags.DEFINE_integer("train_subset", None, "Train on this many class-balanced images.")
 flags.DEFINE_integer("test_subset", None, "Test on this many images.")
 flags.DEFINE_integer("verbose", 2, "Keras fit verbosity.")
-
-
-def table_runs(numbers, student: str, rows=None):
-    """The unique student runs of reproduce tables `numbers` whose student is `student`."""
-    from kdkeras.reproduce.settings import student_runs
-
-    try:
-        return student_runs(numbers, student, rows)
-    except ValueError as err:
-        raise app.UsageError(f"--rows {err}") from None
 
 
 def main(argv):

@@ -29,16 +29,17 @@ provenance.
 """
 
 import os
+import sys
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
 from absl import app, flags  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # run as a file, or by runpy
+from gpu_flags import define_data_flags, table_runs  # noqa: E402
+
 FLAGS = flags.FLAGS
-flags.DEFINE_string("data", None, "Image folder or tar of <split>/<class>/<image>.", required=True)
-flags.DEFINE_string("name", "cifar10_jpeg", "Dataset name recorded in the results.")
-flags.DEFINE_string("cache", None, "An .npz to keep the decoded images in (reused if present).")
-flags.DEFINE_string("root", "runs/table-engine", "Where checkpoints, runs and summary.json go.")
+define_data_flags(default_root="runs/table-engine")
 flags.DEFINE_integer("table", 14, "The reproduce table (kdkeras.reproduce.tables).")
 flags.DEFINE_list("rows", None, "Only these row slugs (e.g. student,fsp-init0.125-k1); default: all.")
 flags.DEFINE_string("student_model", "resnet8", "The table's student architecture.")
@@ -53,16 +54,6 @@ flags.DEFINE_float("learning_rate", 1e-2, "Initial learning rate (the paper: 1e-
 flags.DEFINE_integer("lr_decay_every", 50, "×0.1 every this many epochs (the paper: 50).")
 flags.DEFINE_integer("train_subset", None, "Train on this many class-balanced images.")
 flags.DEFINE_integer("test_subset", None, "Test on the first this many images.")
-
-
-def table_runs(number: int, student: str, slugs=None):
-    """The unique student runs of reproduce table `number` whose student is `student`."""
-    from kdkeras.reproduce.settings import student_runs
-
-    try:
-        return student_runs([number], student, slugs)
-    except ValueError as err:
-        raise app.UsageError(f"--rows {err}") from None
 
 
 def _save_checkpoint(path, engine, epoch, history):
@@ -170,7 +161,7 @@ def main(argv):
                             learning_rate=FLAGS.learning_rate,
                             lr_decay_every=FLAGS.lr_decay_every, workdir=str(root))
     teachers, teacher_timing = _teachers(config, data, root)
-    runs = table_runs(FLAGS.table, FLAGS.student_model, FLAGS.rows)
+    runs = table_runs([FLAGS.table], FLAGS.student_model, FLAGS.rows)
     rows = build_rows(runs, teachers, config, num_classes=data.num_classes,
                       input_shape=data.image_shape, input_normalization=(data.mean, data.std))
     engine = _engine(rows, data, config)

@@ -67,7 +67,7 @@ import sys
 sys.modules["tensorflow"] = None  # the GPU machine has no TensorFlow
 sys.path.insert(0, "scripts/gpu")
 import run_experiment
-for run in run_experiment.table_runs(["5", "11"], "resnet8", rows=None):
+for run in run_experiment.table_runs(["5", "11"], "resnet8", slugs=None):
     print(run.name, run.method, run.options, run.num_teachers)
 """
 
