@@ -43,7 +43,7 @@ import keras
 import tensorflow as tf
 
 from kdkeras.distill.teacher_outputs import split_batch
-from kdkeras.training.strategy import on_cpu_replicas
+from kdkeras.utils.tf_runtime import on_cpu_replicas
 
 
 @contextlib.contextmanager

@@ -84,7 +84,7 @@ class TFLiteTeacher:
 
     def _signature_runner(self):
         if self._runner is None:
-            from kdkeras.export import tflite_interpreter
+            from kdkeras.utils.tf_runtime import tflite_interpreter
 
             with tempfile.NamedTemporaryFile(suffix=".tflite", delete=False) as f:
                 f.write(self.model_bytes)
