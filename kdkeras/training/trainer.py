@@ -131,7 +131,8 @@ def fit_in_run_dir(model, splits, config: TrainConfig, run_dir, *, save_name: st
         scope = contextlib.nullcontext()
         jit_compile = True if backend == "jax" else config.jit_compile
     with scope:
-        model.compile(optimizer=make_optimizer(config), jit_compile=jit_compile)
+        model.compile(optimizer=make_optimizer(config), jit_compile=jit_compile,
+                      on_nonfinite=config.on_nonfinite)
         initial_epoch, history = restore_latest(model, run_dir) if config.resume else (0, [])
     if initial_epoch:
         print(f"Resuming {run_dir} after epoch {initial_epoch}/{config.epochs}.", flush=True)
