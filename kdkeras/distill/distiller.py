@@ -91,13 +91,13 @@ def _check_arguments(student, teachers, config: DistillConfig, weight_decay: flo
         # P3 is an offline ensemble of K teachers of one architecture: the
         # 1/K means of the KL and feature terms average members of one kind.
         arch = [_architecture(t) for t in teachers]
-        for k in range(1, len(teachers)):
-            if arch[k] != arch[0]:
-                raise ValueError(
-                    f"Teachers 0 ({teachers[0].name}, {arch[0][0]:,} parameters) and {k} "
-                    f"({teachers[k].name}, {arch[k][0]:,} parameters) have different "
-                    "architectures; the K teachers must be an ensemble of one architecture "
-                    "(P3). Pass teachers of one architecture.")
+        k = next((k for k in range(1, len(teachers)) if arch[k] != arch[0]), None)
+        if k is not None:
+            raise ValueError(
+                f"Teachers 0 ({teachers[0].name}, {arch[0][0]:,} parameters) and {k} "
+                f"({teachers[k].name}, {arch[k][0]:,} parameters) have different "
+                "architectures; the K teachers must be an ensemble of one architecture "
+                "(P3). Pass teachers of one architecture.")
     if config.teacher_precision == "int8_ahead" and keras.backend.backend() != "tensorflow":
         raise ValueError("teacher_precision='int8_ahead' runs TFLite teachers in a tf.data "
                          "pipeline: TensorFlow backend only. Received backend "
@@ -251,11 +251,8 @@ class Distiller(keras.Model):
         self.student_tap_names = s_names
 
     def _build_adapters(self):
-        """The 1×1 adapters, one list per teacher, built here so the optimizer sees them.
-
-        `self.adapters` lists them all; `self._adapter_index[k][i]` is the index
-        there of teacher k's adapter at tap i (None: that tap has none).
-        """
+        """The 1×1 adapters, built here so the optimizer sees them: `self.adapters[j]`
+        with j = `self._adapter_index[k][i]` for teacher k's tap i (None: no adapter)."""
         config = self.config
         self.adapters = []
         self._adapter_index = []
@@ -445,9 +442,14 @@ class Distiller(keras.Model):
 
     # --- train / test steps -----------------------------------------------------
     def train_step(self, *args):
-        """`train_step(data)`, or `train_step(state, data)` as Keras's JAX trainer calls it."""
-        return steps.train_step(self, *args)
+        """`train_step(data)` (stateful), or the JAX trainer's `train_step(state, data)`."""
+        backend = steps.backend_steps()
+        if len(args) == 1:
+            return backend.stateful_train_step(self, *args)
+        return backend.train_step(self, *args)
 
     def test_step(self, *args):
-        """`test_step(data)`, or `test_step(state, data)` as Keras's JAX trainer calls it."""
-        return steps.test_step(self, *args)
+        """`test_step(data)`, or the JAX trainer's `test_step(state, data)`."""
+        if len(args) == 1:
+            return steps.student_test_step(self, *args)
+        return steps.backend_steps().test_step(self, *args)

@@ -65,16 +65,14 @@ def check_policy(policy: str) -> str:
 class SkipState:
     """What the skipping train step records: steps skipped, and why the last one was.
 
-    Plain `tf.Variable`s held outside Keras's tracking, so they are never saved
-    in a checkpoint. `flags` is a bitmask over `SKIP_FLAG_NAMES` (bit i set: that
-    entry was non-finite).
+    Plain `tf.Variable`s outside Keras's tracking (never checkpointed); `flags` is a
+    bitmask over `SKIP_FLAG_NAMES` (bit i set: that entry was non-finite).
     """
 
-    def __init__(self, strategy=None):
+    def __init__(self, strategy):
         import tensorflow as tf
 
-        scope = strategy.scope() if strategy is not None else _null_scope()
-        with scope:
+        with strategy.scope():
             agg = tf.VariableAggregation.ONLY_FIRST_REPLICA
             self.skipped = tf.Variable(0, dtype=tf.int64, trainable=False, aggregation=agg)
             self.flags = tf.Variable(0, dtype=tf.int32, trainable=False, aggregation=agg)
@@ -85,14 +83,6 @@ class SkipState:
 
         self.skipped.assign_add(tf.cast(tf.logical_not(finite), tf.int64))
         self.flags.assign(tf.where(finite, self.flags, flags))
-
-
-class _null_scope:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _is_finite(value) -> bool:

@@ -1,28 +1,19 @@
 """The JAX half of the Distiller's train step: stateless, two gradients from one VJP.
 
 Keras's JAX trainer calls `train_step(state, data)` with the model's state as
-arrays, `state = (trainable, non_trainable, optimizer, metrics)` (each a list
-of values aligned with `d.trainable_variables`, `d.non_trainable_variables`,
-`d.optimizer.variables` and `d.metrics_variables`), and expects
-`(logs, new_state)` back; nothing may be assigned in place. The step itself
-(`kdkeras.distill.steps`: the loss terms, the β rule, weight decay, the
-metrics) is stateful Keras code, run here inside a `keras.StatelessScope` that
-maps each variable to its value in `state` and records what would have been
-assigned.
+arrays, `state = (trainable, non_trainable, optimizer, metrics)` (aligned with
+`d.trainable_variables`, `d.non_trainable_variables`, `d.optimizer.variables`
+and `d.metrics_variables`), and expects `(logs, new_state)` back. The step
+(`kdkeras.distill.steps`) is stateful Keras code, run here inside a
+`keras.StatelessScope` that maps each variable to its value in `state` and
+records what would have been assigned.
 
-The two gradients: the student's forward pass runs once, under `jax.vjp`,
-returning the pair `(ce_side, kd_side)`; the VJP is then pulled back twice,
-with cotangents (1, 0) for ∇CE and (0, 1) for ∇KD. That is one forward and two
-backward passes, the same work as the TensorFlow step's persistent tape, where
-two `jax.value_and_grad` calls would run the forward pass twice (unless XLA
-merged them, which it is not bound to do). The teachers run before, outside
-the differentiated function, in inference mode.
-
-With β off one pull-back with cotangent (1, 1) gives the gradient of the whole
-loss. What TensorFlow needs for `tf.distribute` (1/R scaling, all-reduces
-before β) has no JAX counterpart: under a `keras.distribution` the arrays are
-global, so the norms already are. `on_nonfinite="skip"` records into
-TensorFlow variables and is refused by `Distiller.compile` on JAX.
+The student's forward pass runs once, under `jax.vjp`, returning `(ce_side,
+kd_side)`; the VJP is pulled back with cotangents (1, 0) for ∇CE and (0, 1) for
+∇KD (with β off, once with (1, 1)): one forward and two backward passes, as
+TensorFlow's persistent tape, where two `jax.value_and_grad` calls would run the
+forward pass twice. Under a `keras.distribution` the arrays are global, so
+nothing is all-reduced. `on_nonfinite="skip"` is refused by `Distiller.compile`.
 """
 
 from __future__ import annotations
@@ -44,10 +35,7 @@ def _values_after(scope, variables):
 
 
 class JaxStep:
-    """The JAX half of `steps.distillation_step`: one VJP pulled back twice, a stateless apply.
-
-    `new_state` after `apply`: `(trainable, non_trainable, optimizer, metrics)`.
-    """
+    """The JAX half of `steps.distillation_step`: one VJP pulled back twice, a stateless apply."""
 
     replicas = 1   # under a keras.distribution the arrays are global
 
@@ -97,27 +85,23 @@ class JaxStep:
 def train_step(d, state, data, teacher_outputs=None):
     """One stateless distillation step; `d` is the `Distiller`. Returns `(logs, new_state)`.
 
-    `teacher_outputs`: the teachers' outputs on this batch's `x` (one list of
-    logits then taps per teacher, as `d.teacher_outputs(x)` returns), computed
-    by the caller; the table engine (`kdkeras.training.table_engine`) runs each
-    teacher once per batch for every row that uses it. None: run them here.
+    `teacher_outputs`: as `d.teacher_outputs(x)` returns them, computed by the caller
+    (the table engine runs each teacher once per batch for all its rows); None: run here.
     """
     backend = JaxStep(d, state)
     # The teachers read their frozen weights, the β rule the epoch, weight decay the weights.
     with _scope(backend.current):
-        if teacher_outputs is None:
-            x, y, teacher_outputs = steps.batch_inputs(d, data)
-        else:
-            x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+        x, y, teacher_outputs = steps.batch_inputs(d, data, teacher_outputs)
         return steps.distillation_step(d, x, y, teacher_outputs, backend)
 
 
 def test_step(d, state, data):
-    """The stateless form of `Distiller.test_step(data)` (the student alone)."""
+    """The stateless form of `test_step(data)` (the student alone)."""
     trainable, non_trainable, metric_values = state
     model = list(zip(d.trainable_variables, trainable)) + list(zip(d.non_trainable_variables,
                                                                   non_trainable))
-    logs, new_metrics = _update_metrics(d, metric_values, lambda: steps.student_test_step(d, data), model)
+    logs, new_metrics = _update_metrics(d, metric_values,
+                                        lambda: steps.student_test_step(d, data), model)
     return logs, (trainable, non_trainable, new_metrics)
 
 

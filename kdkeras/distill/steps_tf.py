@@ -54,14 +54,11 @@ def synchronized_batch_norm(model: keras.Model, enabled: bool = True):
 
 def _all_reduce_sum(ctx, grads):
     """Sums a list of per-replica gradients (None entries stay None) over replicas."""
-    present = [i for i, g in enumerate(grads) if g is not None]
+    present = [g for g in grads if g is not None]
     if not present:
         return grads
-    reduced = ctx.all_reduce(tf.distribute.ReduceOp.SUM, [grads[i] for i in present])
-    out = list(grads)
-    for i, g in zip(present, reduced):
-        out[i] = g
-    return out
+    reduced = iter(ctx.all_reduce(tf.distribute.ReduceOp.SUM, present))
+    return [None if g is None else next(reduced) for g in grads]
 
 
 def _apply_global(optimizer, grads, variables, replicas):
@@ -75,21 +72,17 @@ def _apply_global(optimizer, grads, variables, replicas):
     optimizer.apply(grads, variables)
 
 
-def _check_xla(d, strategy):
-    if d.jit_compile is True and on_cpu_replicas(strategy):
-        raise ValueError(
-            "jit_compile=True does not run under MirroredStrategy on CPU devices (XLA fails "
-            "with 'Trying to access resource ... located in device CPU:1'). Compile with "
-            "jit_compile=False (kdkeras.training.strategy.resolve_jit_compile does it).")
-
-
 class TensorFlowStep:
     """The TensorFlow half of `steps.distillation_step`: a tape, all-reduces, `apply`."""
 
     def __init__(self, d):
         self.d = d
         strategy = tf.distribute.get_strategy()
-        _check_xla(d, strategy)
+        if d.jit_compile is True and on_cpu_replicas(strategy):
+            raise ValueError(
+                "jit_compile=True does not run under MirroredStrategy on CPU devices (XLA fails "
+                "with 'Trying to access resource ... located in device CPU:1'). Compile with "
+                "jit_compile=False (kdkeras.training.strategy.resolve_jit_compile does it).")
         self.replicas = strategy.num_replicas_in_sync
         self.ctx = tf.distribute.get_replica_context()
         optimizer = d.optimizer
@@ -133,7 +126,7 @@ class TensorFlowStep:
         return tf.cond(finite, record, lambda: steps.metric_logs(d))
 
 
-def train_step(d, data):
+def stateful_train_step(d, data):
     x, y, teacher_outputs = steps.batch_inputs(d, data)
     return steps.distillation_step(d, x, y, teacher_outputs, TensorFlowStep(d))
 

@@ -134,13 +134,6 @@ def attach_teacher_outputs(ds, teachers: Sequence[TFLiteTeacher]):
     return ds.map(add, num_parallel_calls=1).prefetch(tf.data.AUTOTUNE)
 
 
-def split_batch(x):
-    """`(images, teacher_outputs or None)` from a train step's `x`."""
-    if isinstance(x, dict) and "teacher_outputs" in x:
-        return x["image"], [list(t) for t in x["teacher_outputs"]]
-    return x, None
-
-
 def calibration_images(ds, count: int = 256,
                        purpose: str = "calibrate the int8 teachers on") -> np.ndarray:
     """The first `count` (or fewer, if the data ends) images of what `fit` gets.
