@@ -83,11 +83,12 @@ def distillation_step(d, x, y, teacher_outputs, backend):
                               for gs in (ce_grads, kd_grads))
     ce_grads, kd_grads = backend.all_reduce(ce_grads), backend.all_reduce(kd_grads)
     variables = d.trainable_variables
-    grads, beta_logs = combine_gradients(
-        ce_grads, kd_grads, [d.weight_decay * v.value if d.weight_decay and v.path.endswith(
-            "kernel") else None for v in variables],   # coupled L2 weight decay λ·W
-        d.epoch + float(d.config.epoch_origin), mode=d.config.beta_mode,
-        num_student_vars=d._num_student_vars)
+    decay = [d.weight_decay * v.value if d.weight_decay and v.path.endswith("kernel") else None
+             for v in variables]   # coupled L2 weight decay λ·W on every kernel, outside β
+    grads, beta_logs = combine_gradients(ce_grads, kd_grads, decay,
+                                         d.epoch + float(d.config.epoch_origin),
+                                         mode=d.config.beta_mode,
+                                         num_student_vars=d._num_student_vars)
     if d.has_kd and not split:
         # One gradient: its norm is logged as ce_grad_norm; no split, so no τ.
         one = ops.ones_like(beta_logs["beta"])

@@ -104,13 +104,10 @@ class TensorFlowStep:
             with synchronized_batch_norm(self.d.student, enabled=self.replicas > 1):
                 (ce_side, kd_side), terms = loss_sides()
             total = ce_side + kd_side   # inside the tape: the one-gradient path differentiates it
-        if split:
-            ce_grads = tape.gradient(ce_side, variables)
-            kd_grads = tape.gradient(kd_side, variables)
-        else:
-            ce_grads = tape.gradient(total, variables)
-            kd_grads = [None] * len(variables)
-        del tape
+        if not split:
+            return tape.gradient(total, variables), [None] * len(variables), terms
+        ce_grads, kd_grads = tape.gradient(ce_side, variables), tape.gradient(kd_side, variables)
+        del tape   # a persistent tape holds its activations until deleted
         return ce_grads, kd_grads, terms
 
     def all_reduce(self, grads):
