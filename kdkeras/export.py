@@ -30,12 +30,13 @@ from __future__ import annotations
 import os
 import statistics
 import time
-import warnings
 from pathlib import Path
 from typing import Callable, Optional
 
 import keras
 import numpy as np
+
+from kdkeras.utils.tf_runtime import tflite_interpreter  # noqa: F401 - re-exported
 
 FORMATS = ("keras", "saved_model", "tflite_float32", "tflite_int8_dynamic")
 
@@ -116,19 +117,6 @@ def export_tflite(saved_model_dir, path, *, quantization: Optional[str] = None) 
     path = Path(path)
     path.write_bytes(converter.convert())
     return path
-
-
-def tflite_interpreter(path, num_threads: Optional[int] = None):
-    """A TFLite interpreter: `ai_edge_litert`'s where installed, else `tf.lite`'s."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
-        import tensorflow as tf
-
-        Interpreter = tf.lite.Interpreter
-    with warnings.catch_warnings():  # "tf.lite.Interpreter is deprecated": still works in 2.21
-        warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
-        return Interpreter(model_path=str(path), num_threads=num_threads)
 
 
 class TFLiteRunner:

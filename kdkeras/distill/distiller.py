@@ -26,12 +26,11 @@ import keras
 from keras import ops
 
 from kdkeras import losses as kd_losses
-from kdkeras.distill import ensemble, feature_terms, init_stage
+from kdkeras.distill import ensemble, feature_terms, init_stage, steps
 from kdkeras.distill.adapters import build_adapters, tap_channels
-from kdkeras.distill.beta import combine_gradients
 from kdkeras.distill.config import DistillConfig
 from kdkeras.distill.input_contract import check_fit_inputs
-from kdkeras.distill.nonfinite import NonFiniteGuard
+from kdkeras.distill.nonfinite import NonFiniteGuard, SkipState, check_policy
 from kdkeras.distill.teacher_checks import check_teacher_set
 from kdkeras.distill.teacher_precision import reduced_precision_teacher, resolve_teacher_dtype
 from kdkeras.models.folding import fold_batch_norms
@@ -71,6 +70,47 @@ def _check_feature_maps(view: keras.Model, names, who: str) -> None:
                 "(batch, height, width, channels) maps of known height and width: the Gram "
                 "pairs pool one map of a pair to the other's spatial size, which this one has "
                 "not. Tap a convolutional layer's output instead.")
+
+
+def _check_arguments(student, teachers, config: DistillConfig, weight_decay: float) -> None:
+    """One clear error, before any work, for arguments that cannot make a Distiller."""
+    if not 0 <= weight_decay < float("inf"):  # also refuses NaN
+        raise ValueError(f"weight_decay must be >= 0. Received: weight_decay={weight_decay}.")
+    if config.uses_teachers and not teachers:
+        raise ValueError(
+            f"Method {config.method!r} distils from teachers, but none were given. "
+            "Pass teachers=[...] or use method 'student'.")
+    check_teacher_set(student, teachers)
+    n_classes = _num_classes(student)
+    for k, t in enumerate(teachers):
+        if _num_classes(t) != n_classes:
+            raise ValueError(
+                f"Teacher {k} ({t.name}) predicts {_num_classes(t)} classes but the "
+                f"student ({student.name}) predicts {n_classes}. They must match.")
+    if config.uses_teachers and len(teachers) > 1:
+        # P3 is an offline ensemble of K teachers of one architecture: the
+        # 1/K means of the KL and feature terms average members of one kind.
+        arch = [_architecture(t) for t in teachers]
+        k = next((k for k in range(1, len(teachers)) if arch[k] != arch[0]), None)
+        if k is not None:
+            raise ValueError(
+                f"Teachers 0 ({teachers[0].name}, {arch[0][0]:,} parameters) and {k} "
+                f"({teachers[k].name}, {arch[k][0]:,} parameters) have different "
+                "architectures; the K teachers must be an ensemble of one architecture "
+                "(P3). Pass teachers of one architecture.")
+    if config.teacher_precision == "int8_ahead" and keras.backend.backend() != "tensorflow":
+        raise ValueError("teacher_precision='int8_ahead' runs TFLite teachers in a tf.data "
+                         "pipeline: TensorFlow backend only. Received backend "
+                         f"{keras.backend.backend()!r}; use 'float32' or 'bfloat16'.")
+
+
+def _check_channels(k: int, t_channels, s_channels, adapter_index) -> None:
+    """A Gram/FSP pair needs equal widths at each tap, or an adapter there."""
+    for i, (ct, cs) in enumerate(zip(t_channels, s_channels)):
+        if ct != cs and adapter_index[i] is None:
+            raise ValueError(
+                f"Tap {i + 1} has {ct} channels in teacher {k} and {cs} in the student, "
+                "and adapter_side='none'. Use adapter_side='teacher' or 'student'.")
 
 
 def _refuse_whole_model_checkpoints(callbacks) -> None:
@@ -127,10 +167,7 @@ class Distiller(keras.Model):
         variables; the teachers kept and saved are unchanged.
     """
 
-    # Set (to a `kdkeras.training.guards.SkipState`) by `NonFiniteGuard(policy="skip")`:
-    # the train step then applies an update only if its loss terms and gradients
-    # are finite, and counts the steps it skips. None: every step is applied.
-    nonfinite_skip = None
+    _nonfinite_skip = None   # a `nonfinite.SkipState` once compiled with on_nonfinite="skip"
 
     def __init__(self, student: keras.Model, teachers: Sequence[keras.Model] = (),
                  config: Optional[DistillConfig] = None, *,
@@ -142,35 +179,8 @@ class Distiller(keras.Model):
         super().__init__(name=name, **kwargs)
         config = config or DistillConfig()
         teachers = list(teachers)
-        if not 0 <= weight_decay < float("inf"):  # also refuses NaN
-            raise ValueError(f"weight_decay must be >= 0. Received: weight_decay={weight_decay}.")
-        if config.uses_teachers and not teachers:
-            raise ValueError(
-                f"Method {config.method!r} distils from teachers, but none were given. "
-                "Pass teachers=[...] or use method 'student'.")
-        check_teacher_set(student, teachers)
-        n_classes = _num_classes(student)
-        for k, t in enumerate(teachers):
-            if _num_classes(t) != n_classes:
-                raise ValueError(
-                    f"Teacher {k} ({t.name}) predicts {_num_classes(t)} classes but the "
-                    f"student ({student.name}) predicts {n_classes}. They must match.")
-        if config.uses_teachers and len(teachers) > 1:
-            # P3 is an offline ensemble of K teachers of one architecture: the
-            # 1/K means of the KL and feature terms average members of one kind.
-            arch = [_architecture(t) for t in teachers]
-            for k in range(1, len(teachers)):
-                if arch[k] != arch[0]:
-                    raise ValueError(
-                        f"Teachers 0 ({teachers[0].name}, {arch[0][0]:,} parameters) and {k} "
-                        f"({teachers[k].name}, {arch[k][0]:,} parameters) have different "
-                        "architectures; the K teachers must be an ensemble of one architecture "
-                        "(P3). Pass teachers of one architecture.")
+        _check_arguments(student, teachers, config, weight_decay)
         self.teacher_dtype = resolve_teacher_dtype(config.teacher_precision, teacher_dtype)
-        if config.teacher_precision == "int8_ahead" and keras.backend.backend() != "tensorflow":
-            raise ValueError("teacher_precision='int8_ahead' runs TFLite teachers in a tf.data "
-                             "pipeline: TensorFlow backend only. Received backend "
-                             f"{keras.backend.backend()!r}; use 'float32' or 'bfloat16'.")
         # Frozen copies in the teacher dtype (float32: the teachers themselves).
         teachers = [reduced_precision_teacher(t, self.teacher_dtype) for t in teachers]
         # int8 teachers ahead of the step are converted from `self.teachers`;
@@ -185,11 +195,30 @@ class Distiller(keras.Model):
         self.teachers = teachers
         for t in teachers:
             t.trainable = False
+        self._build_views(student_taps, teacher_taps)
+        self._build_adapters()
+        s_taps = list(range(len(self.student_tap_names)))
+        self.pairs = (kd_losses.cross_layer_pairs(s_taps, config.cross_depth)
+                      if config.feature_loss in ("gram", "fsp") and len(s_taps) > 1 else [])
+        # Issue 16: P3 variant options checked; fixed teacher tap rotations if asked for.
+        self.teacher_alignment = ensemble.build(config, self._teacher_views)
+        self.epoch = keras.Variable(0.0, dtype="float32", trainable=False, name="epoch")
+        # A run without teachers logs only what it has (no β, τ or KD terms).
+        names = _LOG_TERMS if self.has_kd else ("loss", "ce", "ce_grad_norm")
+        self._trackers = {n: keras.metrics.Mean(name=n) for n in names}
+        self._accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+        self._num_student_vars = len(student.trainable_variables)
+        # Every sub-layer is built above; marking the Distiller built lets its
+        # weights (and the optimizer's) be saved and restored before a first step.
+        self.built = True
 
+    # --- construction -----------------------------------------------------------
+    def _build_views(self, student_taps, teacher_taps):
+        """The student's and teachers' tapped views (logits, then the feature maps)."""
+        config, student = self.config, self.student
         needs_taps = config.feature_loss is not None
         s_names = list(student_taps) if student_taps is not None else (
             default_tap_names(student) if needs_taps else [])
-        t_names = list(teacher_taps) if teacher_taps is not None else None
         if needs_taps and not s_names:
             raise ValueError(
                 f"Feature loss {config.feature_loss!r} needs taps, and student {student.name!r} "
@@ -198,9 +227,10 @@ class Distiller(keras.Model):
         # tracking so that no variable is listed (or saved) twice.
         object.__setattr__(self, "_student_view", tapped_model(student, s_names))
         views, view_taps = [], []
-        for t in teachers:
-            names = t_names if t_names is not None else (default_tap_names(t) if needs_taps else [])
-            view_taps.append(list(names))
+        for t in self.teachers:
+            names = list(teacher_taps) if teacher_taps is not None else (
+                default_tap_names(t) if needs_taps else [])
+            view_taps.append(names)
             if len(names) != len(s_names):
                 raise ValueError(
                     "Teacher and student must expose the same number of taps. Received: "
@@ -220,18 +250,22 @@ class Distiller(keras.Model):
             _check_feature_maps(self._student_view, s_names, f"student {student.name!r}")
         self.student_tap_names = s_names
 
-        # Adapters, one list per teacher; built here so the optimizer sees them.
+    def _build_adapters(self):
+        """The 1×1 adapters, built here so the optimizer sees them: `self.adapters[j]`
+        with j = `self._adapter_index[k][i]` for teacher k's tap i (None: no adapter)."""
+        config = self.config
         self.adapters = []
         self._adapter_index = []
         # RKD compares pairwise distances and angles, which need no equal widths,
         # so it gets no adapters. SSKD_SVD holds its teacher input fixed, so a
         # teacher-side adapter there would never train: it must sit on the student.
-        adapter_side = "none" if config.feature_loss == "rkd" else config.adapter_side
-        for k, view in enumerate(views):
-            row = build_adapters(tap_channels(view), tap_channels(self._student_view),
-                                 side=adapter_side, always=config.always_adapt,
-                                 prefix=f"adapter_t{k}") if needs_taps else []
-            if (config.feature_loss == "svd" and adapter_side == "teacher"
+        side = "none" if config.feature_loss == "rkd" else config.adapter_side
+        s_channels = tap_channels(self._student_view)
+        for k, view in enumerate(self._teacher_views):
+            row = build_adapters(tap_channels(view), s_channels, side=side,
+                                 always=config.always_adapt, prefix=f"adapter_t{k}"
+                                 ) if config.feature_loss is not None else []
+            if (config.feature_loss == "svd" and side == "teacher"
                     and any(a is not None for a in row)):
                 raise ValueError(
                     "SSKD_SVD needs adapters here (teacher and student tap widths differ), "
@@ -239,37 +273,22 @@ class Distiller(keras.Model):
                     "would never train. Use adapter_side='student'.")
             idx = []
             for layer in row:
-                if layer is None:
-                    idx.append(None)
-                else:
-                    idx.append(len(self.adapters))
+                idx.append(None if layer is None else len(self.adapters))
+                if layer is not None:
                     self.adapters.append(layer)
             self._adapter_index.append(idx)
-            if needs_taps and config.feature_loss in ("gram", "fsp"):
-                self._check_channels(k, view, idx)
-        self.pairs = (kd_losses.cross_layer_pairs(list(range(len(s_names))), config.cross_depth)
-                      if config.feature_loss in ("gram", "fsp") and len(s_names) > 1 else [])
-        # Issue 16: P3 variant options checked; fixed teacher tap rotations if asked for.
-        self.teacher_alignment = ensemble.build(config, views)
+            if config.feature_loss in ("gram", "fsp"):
+                _check_channels(k, tap_channels(view), s_channels, idx)
 
-        self.epoch = keras.Variable(0.0, dtype="float32", trainable=False, name="epoch")
-        # A run without teachers logs only what it has (no β, τ or KD terms).
-        names = _LOG_TERMS if self.has_kd else ("loss", "ce", "ce_grad_norm")
-        self._trackers = {n: keras.metrics.Mean(name=n) for n in names}
-        self._accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
-        self._num_student_vars = len(student.trainable_variables)
-        # Every sub-layer is built above; marking the Distiller built lets its
-        # weights (and the optimizer's) be saved and restored before a first step.
-        self.built = True
+    @property
+    def teacher_views(self) -> tuple:
+        """The teachers' tapped views `[logits, taps...]` the step runs (folded, if asked)."""
+        return tuple(self._teacher_views)
 
-    # --- construction helpers -------------------------------------------------
-    def _check_channels(self, k, view, idx):
-        t_ch, s_ch = tap_channels(view), tap_channels(self._student_view)
-        for i, (ct, cs) in enumerate(zip(t_ch, s_ch)):
-            if ct != cs and idx[i] is None:
-                raise ValueError(
-                    f"Tap {i + 1} has {ct} channels in teacher {k} and {cs} in the student, "
-                    "and adapter_side='none'. Use adapter_side='teacher' or 'student'.")
+    @property
+    def teacher_tap_names(self) -> tuple:
+        """Each teacher's tap names, in the order its view returns them after the logits."""
+        return tuple(tuple(names) for names in self._teacher_view_taps)
 
     # --- Keras API --------------------------------------------------------------
     @property
@@ -279,25 +298,19 @@ class Distiller(keras.Model):
         return (list(self._trackers.values()) + [self._accuracy]
                 + ([compiled] if compiled is not None else []))
 
-    def metric_logs(self) -> dict:
-        """Every metric's value by name (a compiled metric list flattened into its entries)."""
-        logs = {}
-        for m in self.metrics:
-            value = m.result()
-            if isinstance(value, dict):
-                logs.update(value)
-            else:
-                logs[m.name] = value
-        return logs
-
     def call(self, x, training=False):
         return self.student(x, training=training)
 
-    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, **kwargs):
+    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, *,
+                on_nonfinite: str = "stop", **kwargs):
         """Keras's `compile`; the loss is the `DistillConfig`'s, so `loss=` is refused.
 
         `metrics=[...]` is honoured: each metric is computed on the student's
         logits (e.g. `keras.metrics.SparseTopKCategoricalAccuracy(k=5)`).
+        `on_nonfinite`: what a step with a NaN/Inf loss term does
+        (`kdkeras.distill.nonfinite`): `"stop"` (default) applies every step and
+        `fit`'s guard stops the run; `"skip"` (TensorFlow only) applies a step
+        only if its loss terms and gradients are finite, and counts the others.
         """
         if loss is not None or loss_weights is not None:
             raise ValueError(
@@ -306,15 +319,33 @@ class Distiller(keras.Model):
                 "and compile(loss_weights=...) are not used. Set them in the config "
                 "(kdkeras.distill.method_config(method, **overrides)). "
                 f"Received: loss={loss!r}, loss_weights={loss_weights!r}.")
+        if check_policy(on_nonfinite) == "skip" and keras.backend.backend() != "tensorflow":
+            raise ValueError(
+                "on_nonfinite='skip' is implemented in the TensorFlow train step only. "
+                f"Received: backend={keras.backend.backend()!r}; use on_nonfinite='stop'.")
         super().compile(optimizer=optimizer, **kwargs)
+        # Plain TensorFlow variables held outside Keras's tracking: never checkpointed.
+        object.__setattr__(self, "_nonfinite_skip", SkipState(self.distribute_strategy)
+                           if on_nonfinite == "skip" else None)
+
+    @property
+    def on_nonfinite(self) -> str:
+        """`"skip"` or `"stop"`: what `compile(on_nonfinite=...)` chose."""
+        return "stop" if self._nonfinite_skip is None else "skip"
+
+    @property
+    def nonfinite_skip(self):
+        """The skipped-step counter (`nonfinite.SkipState`) of on_nonfinite="skip", else None."""
+        return self._nonfinite_skip
 
     def fit(self, x=None, *args, callbacks=None, **kwargs):
         """Keras's `fit`, stopped by a NaN/Inf loss term (`NonFiniteLossError`).
 
-        Unless `callbacks` hold a `NonFiniteGuard`, one with policy "stop" is
-        added: at the first non-finite loss term it puts back the student's
-        weights of the start of that epoch and `fit` raises an error naming the
-        term, the epoch and the step (`kdkeras.distill.nonfinite`).
+        Unless `callbacks` hold a `NonFiniteGuard`, one with the compiled
+        `on_nonfinite` policy is added: with "stop", at the first non-finite
+        loss term it puts back the student's weights of the start of that epoch
+        and `fit` raises an error naming the term, the epoch and the step
+        (`kdkeras.distill.nonfinite`).
         """
         check_fit_inputs([self.student, *self.teachers], x)  # raw pixels need normalising models
         callbacks = list(callbacks or [])
@@ -325,7 +356,7 @@ class Distiller(keras.Model):
         x = ensemble.prepare_fit(self, x)   # fits teacher_alignment's rotations first
         own_guard = None
         if not any(isinstance(c, NonFiniteGuard) for c in callbacks):
-            own_guard = NonFiniteGuard("stop")
+            own_guard = NonFiniteGuard(self.on_nonfinite)
             callbacks.insert(1, own_guard)
         if self.config.teacher_precision == "int8_ahead" and self.has_kd:
             x = self.with_int8_teachers_ahead(x)
@@ -403,57 +434,22 @@ class Distiller(keras.Model):
     def has_kd(self) -> bool:
         return self.config.uses_teachers and bool(self.teachers)
 
-    def decay_gradients(self, variables):
-        """λ·W for every kernel (coupled L2 weight decay), None elsewhere."""
-        if not self.weight_decay:
-            return [None] * len(variables)
-        return [self.weight_decay * v.value if v.path.endswith("kernel") else None
-                for v in variables]
-
     def teacher_outputs(self, x):
         return [as_list(view(x, training=False)) for view in self._teacher_views] if self.has_kd else []
 
     def student_outputs(self, x, training=True):
         return as_list(self._student_view(x, training=training))
 
-    def update_metrics(self, terms, y, beta_logs):
-        total = terms["ce_side"] + terms["kd_side"]
-        values = {"loss": total, "ce": terms["ce"], "kl": terms["kl"],
-                  "feature": terms["feature"], **beta_logs}
-        for name, tracker in self._trackers.items():
-            tracker.update_state(values[name])
-        self._accuracy.update_state(y, terms["logits"])
-        if getattr(self, "_compile_metrics", None) is not None:
-            self._compile_metrics.update_state(y, terms["logits"])
-        return self.metric_logs()
-
-    def combine(self, ce_grads, kd_grads, variables):
-        return combine_gradients(ce_grads, kd_grads, self.decay_gradients(variables),
-                                 self.epoch + float(self.config.epoch_origin),
-                                 mode=self.config.beta_mode,
-                                 num_student_vars=self._num_student_vars)
-
     # --- train / test steps -----------------------------------------------------
     def train_step(self, *args):
-        """`train_step(data)`, or `train_step(state, data)` as Keras's JAX trainer calls it."""
-        from kdkeras.distill import steps
-        return steps.train_step(self, *args)
+        """`train_step(data)` (stateful), or the JAX trainer's `train_step(state, data)`."""
+        backend = steps.backend_steps()
+        if len(args) == 1:
+            return backend.stateful_train_step(self, *args)
+        return backend.train_step(self, *args)
 
     def test_step(self, *args):
-        """`test_step(data)`, or `test_step(state, data)` as Keras's JAX trainer calls it."""
-        if len(args) == 2:
-            from kdkeras.distill import steps
-            return steps.stateless_test_step(self, *args)
-        (data,) = args
-        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
-        logits = ops.cast(self.student(x, training=False), "float32")
-        ce = ops.mean(keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
-        self._trackers["ce"].update_state(ce)
-        self._trackers["loss"].update_state(ce)
-        self._accuracy.update_state(y, logits)
-        logs = {"loss": self._trackers["loss"].result(), "ce": self._trackers["ce"].result(),
-                "accuracy": self._accuracy.result()}
-        if getattr(self, "_compile_metrics", None) is not None:
-            self._compile_metrics.update_state(y, logits)
-            logs.update(self._compile_metrics.result())
-        return logs
+        """`test_step(data)`, or the JAX trainer's `test_step(state, data)`."""
+        if len(args) == 1:
+            return steps.student_test_step(self, *args)
+        return steps.backend_steps().test_step(self, *args)

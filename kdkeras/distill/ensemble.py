@@ -169,22 +169,6 @@ def _aligned(d, teacher_feats):
             for t, rotations in zip(teacher_feats, alignment.rotations)]
 
 
-def per_example_feature(d, k, t_feats, s_feats):
-    """The feature loss against teacher k per example, (B,), after teacher k's adapters."""
-    c = d.config
-    t_feats, s_feats = feature_terms.adapt(d, k, t_feats, s_feats)
-    if c.feature_loss == "gram":
-        return kd_losses.gram_loss(t_feats, s_feats, d.pairs, weight=c.gram_weight,
-                                   reduction=c.gram_reduction, pool=c.pool,
-                                   teacher_gradient=True)
-    if c.feature_loss == "fsp":
-        return kd_losses.fsp_loss(t_feats, s_feats, d.pairs, mode=c.fsp_mode,
-                                  teacher_gradient=True)
-    if c.feature_loss == "svd":
-        return kd_losses.svd_loss(t_feats, s_feats, k=c.svd_k)
-    raise AssertionError(c.feature_loss)   # rkd is refused by check_options
-
-
 def teacher_terms(d, y, s_logits, s_feats, teacher_outputs):
     """The KL and feature terms (scalars, batch means) under the config's ensemble options.
 
@@ -213,7 +197,7 @@ def teacher_terms(d, y, s_logits, s_feats, teacher_outputs):
         if c.teacher_weighting == "mean":
             feature = feature_terms.feature_term(d, t_feats, s_feats)
         else:
-            per_teacher = ops.stack([per_example_feature(d, k, t, s_feats)
+            per_teacher = ops.stack([feature_terms.per_example_feature(d, k, t, s_feats)
                                      for k, t in enumerate(t_feats)], axis=1)   # (B, K)
             weights = (confidence if confidence is not None
                        else kd_losses.closest_teacher_weights(per_teacher))

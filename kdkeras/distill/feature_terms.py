@@ -60,28 +60,35 @@ def adapt(d, k, t_feats, s_feats):
     return t_out, s_out
 
 
+def per_example_feature(d, k, t_feats, s_feats):
+    """The feature loss against teacher k per example, (B,), after teacher k's adapters.
+
+    `t_feats` are already stopped; what reaches the loss may be adapter
+    outputs, whose weights learn through it.
+    """
+    c = d.config
+    t_feats, s_feats = adapt(d, k, t_feats, s_feats)
+    if c.feature_loss == "gram":
+        return kd_losses.gram_loss(t_feats, s_feats, d.pairs, weight=c.gram_weight,
+                                   reduction=c.gram_reduction, pool=c.pool,
+                                   teacher_gradient=True)
+    if c.feature_loss == "fsp":
+        return kd_losses.fsp_loss(t_feats, s_feats, d.pairs, mode=c.fsp_mode,
+                                  teacher_gradient=True)
+    if c.feature_loss == "svd":
+        return kd_losses.svd_loss(t_feats, s_feats, k=c.svd_k)
+    raise AssertionError(c.feature_loss)
+
+
 def per_teacher_term(d, k, t_feats, s_feats):
     """The batch-mean feature loss against teacher k (`t_feats` already stopped)."""
     c = d.config
-    t_feats, s_feats = adapt(d, k, t_feats, s_feats)
-    # What reaches the loss may be adapter outputs, whose weights learn through it.
-    if c.feature_loss == "gram":
-        per_example = kd_losses.gram_loss(t_feats, s_feats, d.pairs, weight=c.gram_weight,
-                                          reduction=c.gram_reduction, pool=c.pool,
-                                          teacher_gradient=True)
-    elif c.feature_loss == "fsp":
-        per_example = kd_losses.fsp_loss(t_feats, s_feats, d.pairs, mode=c.fsp_mode,
-                                         teacher_gradient=True)
-    elif c.feature_loss == "rkd":
+    if c.feature_loss == "rkd":   # a loss of the whole batch; RKD has no adapters
         return kd_losses.rkd_loss(ops.mean(t_feats[-1], axis=(1, 2)),
                                   ops.mean(s_feats[-1], axis=(1, 2)),
                                   distance_weight=c.rkd_distance_weight,
                                   angle_weight=c.rkd_angle_weight)
-    elif c.feature_loss == "svd":
-        per_example = kd_losses.svd_loss(t_feats, s_feats, k=c.svd_k)
-    else:
-        raise AssertionError(c.feature_loss)
-    return ops.mean(per_example)
+    return ops.mean(per_example_feature(d, k, t_feats, s_feats))
 
 
 def _student_adapted(d) -> bool:

@@ -1,6 +1,6 @@
 """A NaN or Inf loss stops `Distiller.fit`, naming the term, and leaves no NaN student.
 
-`Distiller.fit` adds a `NonFiniteGuard("stop")` unless the callbacks hold one.
+`Distiller.fit` adds a `NonFiniteGuard` unless the callbacks hold one.
 The guard reads the step's logs after every batch and, at the first NaN or Inf,
 
 1. names the loss term (`ce`, `kl`, `feature`, the total `loss`, or a gradient
@@ -12,12 +12,14 @@ The guard reads the step's logs after every batch and, at the first NaN or Inf,
    `NonFiniteLossError`, so code after `fit` (a `student.save(...)`) never runs
    on a diverged student.
 
-`NonFiniteGuard("skip")` instead makes the Distiller's train step check its loss
-terms and gradients and apply the update only when all are finite (the
-optimizer, its momentum and its step counter are left untouched otherwise, and
-the step is left out of the epoch's running means). Each skipped step is
-reported by name and counted (`skipped_steps` in the epoch's logs); after
-`max_consecutive_skips` skipped steps in a row the run stops as with "stop".
+`Distiller.compile(..., on_nonfinite="skip")` instead makes the Distiller's train
+step check its loss terms and gradients and apply the update only when all are
+finite (the optimizer, its momentum and its step counter are left untouched
+otherwise, and the step is left out of the epoch's running means). Each skipped step is
+reported by name and counted (`skipped_steps` in the epoch's logs) by the
+guard, `NonFiniteGuard("skip")`, which reads the counts from the Distiller's
+`nonfinite_skip`; after `max_consecutive_skips` skipped steps in a row the run
+stops as with "stop".
 
 Run directories (`kdkeras.training.guards.NonFiniteGuard`) add where the last
 good checkpoint is and how to resume.
@@ -63,16 +65,14 @@ def check_policy(policy: str) -> str:
 class SkipState:
     """What the skipping train step records: steps skipped, and why the last one was.
 
-    Plain `tf.Variable`s held outside Keras's tracking, so they are never saved
-    in a checkpoint. `flags` is a bitmask over `SKIP_FLAG_NAMES` (bit i set: that
-    entry was non-finite).
+    Plain `tf.Variable`s outside Keras's tracking (never checkpointed); `flags` is a
+    bitmask over `SKIP_FLAG_NAMES` (bit i set: that entry was non-finite).
     """
 
-    def __init__(self, strategy=None):
+    def __init__(self, strategy):
         import tensorflow as tf
 
-        scope = strategy.scope() if strategy is not None else _null_scope()
-        with scope:
+        with strategy.scope():
             agg = tf.VariableAggregation.ONLY_FIRST_REPLICA
             self.skipped = tf.Variable(0, dtype=tf.int64, trainable=False, aggregation=agg)
             self.flags = tf.Variable(0, dtype=tf.int32, trainable=False, aggregation=agg)
@@ -83,14 +83,6 @@ class SkipState:
 
         self.skipped.assign_add(tf.cast(tf.logical_not(finite), tf.int64))
         self.flags.assign(tf.where(finite, self.flags, flags))
-
-
-class _null_scope:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _is_finite(value) -> bool:
@@ -141,24 +133,23 @@ class NonFiniteGuard(keras.callbacks.Callback):
 
     def advice(self) -> str:
         return ("Check that the inputs are what the models take, lower the learning rate, "
-                "or fit with callbacks=[NonFiniteGuard('skip')] to skip such steps.")
+                "or compile with on_nonfinite='skip' to skip such steps.")
 
     # --- set-up -------------------------------------------------------------------
     def set_model(self, model):
         super().set_model(model)
-        if self.policy == "skip" and getattr(model, "nonfinite_skip", None) is None:
-            if not hasattr(type(model), "nonfinite_skip"):
-                raise ValueError(
-                    "on_nonfinite='skip' needs a kdkeras Distiller (its train step does the "
-                    f"skipping). Received: a {type(model).__name__}.")
-            if keras.backend.backend() != "tensorflow":
-                raise ValueError(
-                    "on_nonfinite='skip' is implemented in the TensorFlow train step only. "
-                    f"Received: backend={keras.backend.backend()!r}; use on_nonfinite='stop'.")
-            strategy = getattr(model, "distribute_strategy", None)
-            object.__setattr__(model, "nonfinite_skip", SkipState(strategy))
-            model.train_function = None  # retrace the step with the check in it
-        self._skip = getattr(model, "nonfinite_skip", None) if self.policy == "skip" else None
+        if self.policy == "skip" and not hasattr(type(model), "nonfinite_skip"):
+            raise ValueError(
+                "on_nonfinite='skip' needs a kdkeras Distiller (its train step does the "
+                f"skipping). Received: a {type(model).__name__}.")
+        compiled = getattr(model, "on_nonfinite", "stop")
+        if compiled != self.policy:
+            # The step skips only what compile asked for, and only this guard reports it.
+            raise ValueError(
+                f"NonFiniteGuard({self.policy!r}) needs a Distiller compiled with "
+                f"on_nonfinite={self.policy!r}. Received: on_nonfinite={compiled!r}. "
+                f"Call distiller.compile(..., on_nonfinite={self.policy!r}).")
+        self._skip = model.nonfinite_skip if self.policy == "skip" else None
 
     def on_train_begin(self, logs=None):
         self.stopped = None

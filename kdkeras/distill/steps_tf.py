@@ -1,9 +1,9 @@
-"""The Distiller's train step on the TensorFlow backend: ∇CE and ∇KD from one tape.
+"""The TensorFlow half of the Distiller's train step: ∇CE and ∇KD from one tape.
 
-Everything else (loss terms, the β rule, weight decay, metrics) is shared and
-lives in `Distiller`/`beta`; here TensorFlow takes ∇CE and ∇KD its own way, and
-makes the step give, on R replicas of a `tf.distribute` strategy, what one
-device gives on the same global batch:
+`kdkeras.distill.steps` holds the step (loss sides, β, weight decay, loss-scale
+unscaling, logs); here TensorFlow takes the two gradients and applies the
+update, and makes the step give, on R replicas of a `tf.distribute` strategy,
+what one device gives on the same global batch:
 
 1. each replica's losses are its local means, so they are scaled by 1/R and the
    gradients summed over replicas (the global-batch mean);
@@ -20,19 +20,10 @@ device gives on the same global batch:
 4. the student's BatchNorm layers use the global batch's statistics
    (`synchronized=True` while the step is traced), as one device would.
 
-With β off (Hinton KD, FSP, RKD, the ablations without β) the split changes
-nothing in the update, so the step takes one gradient of the whole loss, one
-backward pass instead of two; the logs then hold that gradient's norm as
-`ce_grad_norm`, `kd_grad_norm` = τ = 0 and β = `kd_scale` = 1.
-
 Teacher outputs computed ahead of the step (e.g. by int8 TFLite teachers in the
 input pipeline, `kdkeras.distill.teacher_outputs`) come in the batch as
 `({"image": x, "teacher_outputs": ((logits, taps...), ...)}, y)`; the step then
 runs no teacher.
-
-Mixed precision: losses and Gram matrices are float32 (`compute_terms` casts);
-with a `LossScaleOptimizer` the two losses are scaled for their backward pass
-and their gradients unscaled before β, so τ and λ·W see true values.
 """
 
 from __future__ import annotations
@@ -42,8 +33,8 @@ import contextlib
 import keras
 import tensorflow as tf
 
-from kdkeras.distill.teacher_outputs import split_batch
-from kdkeras.training.strategy import on_cpu_replicas
+from kdkeras.distill import steps
+from kdkeras.utils.tf_runtime import on_cpu_replicas
 
 
 @contextlib.contextmanager
@@ -63,14 +54,11 @@ def synchronized_batch_norm(model: keras.Model, enabled: bool = True):
 
 def _all_reduce_sum(ctx, grads):
     """Sums a list of per-replica gradients (None entries stay None) over replicas."""
-    present = [i for i, g in enumerate(grads) if g is not None]
+    present = [g for g in grads if g is not None]
     if not present:
         return grads
-    reduced = ctx.all_reduce(tf.distribute.ReduceOp.SUM, [grads[i] for i in present])
-    out = list(grads)
-    for i, g in zip(present, reduced):
-        out[i] = g
-    return out
+    reduced = iter(ctx.all_reduce(tf.distribute.ReduceOp.SUM, present))
+    return [None if g is None else next(reduced) for g in grads]
 
 
 def _apply_global(optimizer, grads, variables, replicas):
@@ -84,90 +72,60 @@ def _apply_global(optimizer, grads, variables, replicas):
     optimizer.apply(grads, variables)
 
 
-def _check_precomputed(d, outputs):
-    """Teacher outputs from the batch, checked against what the Distiller's teachers give."""
-    expected = [len(view.outputs) for view in d._teacher_views]
-    got = [len(o) for o in outputs]
-    if got != expected:
-        raise ValueError(
-            "The batch's teacher_outputs do not match the Distiller's teachers: expected "
-            f"{len(expected)} teachers with {expected} outputs each ([logits, taps...]), got "
-            f"{got}. Build each TFLiteTeacher with the taps the method reads (taps=True).")
-    return outputs
+class TensorFlowStep:
+    """The TensorFlow half of `steps.distillation_step`: a tape, all-reduces, `apply`."""
+
+    def __init__(self, d):
+        self.d = d
+        strategy = tf.distribute.get_strategy()
+        if d.jit_compile is True and on_cpu_replicas(strategy):
+            raise ValueError(
+                "jit_compile=True does not run under MirroredStrategy on CPU devices (XLA fails "
+                "with 'Trying to access resource ... located in device CPU:1'). Compile with "
+                "jit_compile=False (kdkeras.training.strategy.resolve_jit_compile does it).")
+        self.replicas = strategy.num_replicas_in_sync
+        self.ctx = tf.distribute.get_replica_context()
+        optimizer = d.optimizer
+        self.loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+        if not optimizer.built:
+            # What `apply` would do on the first step, done first: a loss-scale
+            # optimizer's `dynamic_scale` must exist before the losses are scaled
+            # (unbuilt, `scale_loss` would bake its initial scale into the graph).
+            optimizer.build(d.trainable_variables)
+        self.loss_scale = optimizer.dynamic_scale if self.loss_scaled else None
+        # on_nonfinite="skip": the forward pass updates BatchNorm statistics; keep
+        # their values so that a skipped step can put them back.
+        self.kept = ([(v, tf.identity(v.value)) for v in d.student.non_trainable_variables]
+                     if d.nonfinite_skip is not None else [])
+
+    def two_gradients(self, loss_sides, split):
+        variables = self.d.trainable_variables
+        with tf.GradientTape(persistent=split) as tape:
+            with synchronized_batch_norm(self.d.student, enabled=self.replicas > 1):
+                (ce_side, kd_side), terms = loss_sides()
+            total = ce_side + kd_side   # inside the tape: the one-gradient path differentiates it
+        if not split:
+            return tape.gradient(total, variables), [None] * len(variables), terms
+        ce_grads, kd_grads = tape.gradient(ce_side, variables), tape.gradient(kd_side, variables)
+        del tape   # a persistent tape holds its activations until deleted
+        return ce_grads, kd_grads, terms
+
+    def all_reduce(self, grads):
+        return _all_reduce_sum(self.ctx, grads) if self.replicas > 1 else grads
+
+    def apply(self, grads, terms, record):
+        d, variables = self.d, self.d.trainable_variables
+        if d.nonfinite_skip is None:
+            _apply_global(d.optimizer, grads, variables, self.replicas)
+            return record()
+        finite = _apply_if_finite(d.nonfinite_skip, d.optimizer, grads, variables, self.replicas,
+                                  self.ctx, terms, self.kept, check_grads=not self.loss_scaled)
+        return tf.cond(finite, record, lambda: steps.metric_logs(d))
 
 
-def _check_xla(d, strategy):
-    if d.jit_compile is True and on_cpu_replicas(strategy):
-        raise ValueError(
-            "jit_compile=True does not run under MirroredStrategy on CPU devices (XLA fails "
-            "with 'Trying to access resource ... located in device CPU:1'). Compile with "
-            "jit_compile=False (kdkeras.training.strategy.resolve_jit_compile does it).")
-
-
-def train_step(d, data):
-    x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
-    strategy = tf.distribute.get_strategy()
-    replicas = strategy.num_replicas_in_sync
-    ctx = tf.distribute.get_replica_context()
-    _check_xla(d, strategy)
-    optimizer = d.optimizer
-    loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
-    # Teachers run in inference mode outside the tape (no activations are kept
-    # for a backward pass that never reaches them), unless their outputs came
-    # with the batch, computed ahead (teacher_outputs.py).
-    x, precomputed = split_batch(x)
-    teacher_outputs = (_check_precomputed(d, precomputed) if precomputed is not None and d.has_kd
-                       else d.teacher_outputs(x))
-    variables = d.trainable_variables
-    if not optimizer.built:
-        # What `apply` would do on the first step, done first: a loss-scale
-        # optimizer's `dynamic_scale` must exist before the losses are scaled
-        # (unbuilt, `scale_loss` would bake its initial scale into the graph).
-        optimizer.build(variables)
-    # on_nonfinite="skip": the forward pass updates BatchNorm statistics; keep
-    # their values so that a skipped step can put them back.
-    kept = ([(v, tf.identity(v.value)) for v in d.student.non_trainable_variables]
-            if d.nonfinite_skip is not None else [])
-    # With β off the split changes nothing in the update: one backward pass of
-    # the whole loss, as every single-gradient KD step takes (see the docstring).
-    split = d.has_kd and d.config.beta_mode != "off"
-    with tf.GradientTape(persistent=split) as tape:
-        with synchronized_batch_norm(d.student, enabled=replicas > 1):
-            student_outputs = d.student_outputs(x, training=True)
-        terms = d.compute_terms(y, student_outputs, teacher_outputs)
-        # Local means / R: the sum over replicas is the global-batch mean.
-        ce_side = terms["ce_side"] / replicas
-        kd_side = terms["kd_side"] / replicas
-        if loss_scaled:
-            ce_side, kd_side = optimizer.scale_loss(ce_side), optimizer.scale_loss(kd_side)
-        total = ce_side + kd_side   # inside the tape: the one-gradient path differentiates it
-    if split:
-        ce_grads = tape.gradient(ce_side, variables)
-        kd_grads = tape.gradient(kd_side, variables)
-    else:
-        ce_grads = tape.gradient(total, variables)
-        kd_grads = [None] * len(variables)
-    del tape
-    if loss_scaled:
-        inv = 1.0 / optimizer.dynamic_scale
-        ce_grads = [None if g is None else g * tf.cast(inv, g.dtype) for g in ce_grads]
-        kd_grads = [None if g is None else g * tf.cast(inv, g.dtype) for g in kd_grads]
-    if replicas > 1:
-        ce_grads = _all_reduce_sum(ctx, ce_grads)
-        kd_grads = _all_reduce_sum(ctx, kd_grads)
-    grads, beta_logs = d.combine(ce_grads, kd_grads, variables)
-    if d.has_kd and not split:
-        # One gradient: its norm is logged as ce_grad_norm; no split, so no τ.
-        one = tf.ones_like(beta_logs["beta"])
-        beta_logs = {**beta_logs, "tau": 0.0 * one, "beta": one, "kd_scale": one}
-    grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
-    if d.nonfinite_skip is not None:  # on_nonfinite="skip" (kdkeras.training.guards)
-        finite = _apply_if_finite(d.nonfinite_skip, optimizer, grads, variables, replicas,
-                                  ctx, terms, kept, check_grads=not loss_scaled)
-        return tf.cond(finite, lambda: d.update_metrics(terms, y, beta_logs),
-                       lambda: d.metric_logs())
-    _apply_global(optimizer, grads, variables, replicas)
-    return d.update_metrics(terms, y, beta_logs)
+def stateful_train_step(d, data):
+    x, y, teacher_outputs = steps.batch_inputs(d, data)
+    return steps.distillation_step(d, x, y, teacher_outputs, TensorFlowStep(d))
 
 
 def _apply_if_finite(skip, optimizer, grads, variables, replicas, ctx, terms, kept,
@@ -177,7 +135,7 @@ def _apply_if_finite(skip, optimizer, grads, variables, replicas, ctx, terms, ke
     A skipped step leaves the weights, the optimizer's slots and its step counter
     as they were, and puts back the values `kept` ((variable, value) pairs: the
     BatchNorm statistics before the forward pass). `skip`
-    (a `kdkeras.training.guards.SkipState`) counts it and
+    (a `kdkeras.distill.nonfinite.SkipState`) counts it and
     keeps a bitmask of the non-finite entries: ce, kl, feature, gradients. With a
     LossScaleOptimizer, non-finite gradients are its own business (it skips the
     step and lowers its scale), so only the loss terms are checked.

@@ -84,7 +84,7 @@ class TFLiteTeacher:
 
     def _signature_runner(self):
         if self._runner is None:
-            from kdkeras.export import tflite_interpreter
+            from kdkeras.utils.tf_runtime import tflite_interpreter
 
             with tempfile.NamedTemporaryFile(suffix=".tflite", delete=False) as f:
                 f.write(self.model_bytes)
@@ -132,13 +132,6 @@ def attach_teacher_outputs(ds, teachers: Sequence[TFLiteTeacher]):
         return {"image": x, "teacher_outputs": tuple(out)}, y
 
     return ds.map(add, num_parallel_calls=1).prefetch(tf.data.AUTOTUNE)
-
-
-def split_batch(x):
-    """`(images, teacher_outputs or None)` from a train step's `x`."""
-    if isinstance(x, dict) and "teacher_outputs" in x:
-        return x["image"], [list(t) for t in x["teacher_outputs"]]
-    return x, None
 
 
 def calibration_images(ds, count: int = 256,

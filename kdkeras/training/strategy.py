@@ -48,6 +48,8 @@ import tempfile
 import warnings
 from pathlib import Path
 
+from kdkeras.utils.tf_runtime import on_cpu_replicas  # noqa: F401 - re-exported
+
 STRATEGY_NAMES = ("default", "mirrored", "multiworker")
 _SPEC = re.compile(r"^(default|mirrored|multiworker)(?::([1-9][0-9]*))?$")
 
@@ -138,14 +140,6 @@ def _mirrored_strategy(count: int | None):
                 "kdkeras.training.strategy.prepare_devices(spec) before any TensorFlow op.")
         devices = devices[:count]
     return tf.distribute.MirroredStrategy(devices)
-
-
-def on_cpu_replicas(strategy) -> bool:
-    """Whether `strategy` mirrors over more than one device and any of them is a CPU."""
-    if strategy.num_replicas_in_sync < 2:
-        return False
-    devices = getattr(strategy.extended, "worker_devices", ())
-    return any("CPU" in d.upper() for d in devices)
 
 
 def resolve_jit_compile(strategy, jit_compile) -> bool | str:

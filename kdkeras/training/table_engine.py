@@ -165,7 +165,7 @@ class TableEngine:
             if d.has_kd:
                 for k, t in enumerate(d.teachers):
                     key = (id(t), d.fold_teacher_batchnorm)
-                    needs.append((r, k, key, tuple(d._teacher_view_taps[k]), d._teacher_views[k]))
+                    needs.append((r, k, key, d.teacher_tap_names[k], d.teacher_views[k]))
         self.forwards, keys = [], []
         self._picks = [[None] * len(row.distiller.teachers) for row in self.rows]
         for r, k, key, taps, view in sorted(needs, key=lambda n: -len(n[3])):

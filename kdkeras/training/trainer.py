@@ -193,15 +193,13 @@ def compile_and_restore(model, config: TrainConfig, run_dir: Path) -> tuple[int,
     parent's schedule at `start_epoch`) and the history so far.
     """
     backend = keras.backend.backend()
-    if config.on_nonfinite == "skip" and backend != "tensorflow":
-        raise ValueError("on_nonfinite='skip' runs on the TensorFlow backend only; "
-                         f"on {backend} use 'stop'.")
     keras.utils.set_random_seed(config.seed)
     # On TensorFlow the optimizer (and its restored state) live in the model's strategy.
     scope = (model.distribute_strategy.scope() if backend == "tensorflow"
              else contextlib.nullcontext())
     with scope:
-        model.compile(optimizer=make_optimizer(config), jit_compile=jit_compile_of(model, config))
+        model.compile(optimizer=make_optimizer(config), jit_compile=jit_compile_of(model, config),
+                      on_nonfinite=config.on_nonfinite)   # 'skip': TensorFlow only, refused there
         initial_epoch, history = restore_latest(model, run_dir) if config.resume else (0, [])
     if initial_epoch:
         print(f"Resuming {run_dir} after epoch {initial_epoch}/{config.epochs}.", flush=True)

@@ -82,10 +82,8 @@ def test_loss_scale_optimizer_gives_the_unscaled_update():
 def test_skipping_non_finite_steps_is_refused_on_jax():
     x, y, w_s, w_t, _, _ = linear_case()
     d = Distiller(linear("s", w_s), [linear("t", w_t)], method_config("hinton"))
-    d.compile(optimizer=keras.optimizers.SGD(learning_rate=0.1))
-    d.nonfinite_skip = object()  # what NonFiniteGuard(policy="skip") sets
-    with pytest.raises(NotImplementedError, match="on_nonfinite='stop'"):
-        d.train_step(_state(d), (x, y))
+    with pytest.raises(ValueError, match="TensorFlow train step only.*use on_nonfinite='stop'"):
+        d.compile(optimizer=keras.optimizers.SGD(learning_rate=0.1), on_nonfinite="skip")
 
 
 def test_direct_call_assigns_like_the_tensorflow_step():

@@ -32,8 +32,8 @@ def test_folded_teachers_give_the_unfolded_targets():
     teachers = _teachers()
     folded, plain = _distiller(teachers), _distiller(teachers, fold_teacher_batchnorm=False)
     assert folded.fold_teacher_batchnorm and not plain.fold_teacher_batchnorm
-    assert all(not _bn_layers(v) for v in folded._teacher_views)
-    assert all(_bn_layers(v) for v in plain._teacher_views)
+    assert all(not _bn_layers(v) for v in folded.teacher_views)
+    assert all(_bn_layers(v) for v in plain.teacher_views)
     x = np.random.default_rng(3).normal(size=(4, 8, 8, 3)).astype("float32")
     for a_out, b_out in zip(plain.teacher_outputs(x), folded.teacher_outputs(x)):
         assert len(a_out) == len(b_out) == 5   # logits and 4 taps
@@ -58,7 +58,7 @@ def test_a_step_with_folded_teachers_matches_the_unfolded_step():
 def test_bfloat16_teachers_are_folded_too():
     teachers = _teachers()
     d = _distiller(teachers, config=dict(teacher_precision="bfloat16"))
-    assert d.fold_teacher_batchnorm and all(not _bn_layers(v) for v in d._teacher_views)
+    assert d.fold_teacher_batchnorm and all(not _bn_layers(v) for v in d.teacher_views)
     x = np.random.default_rng(5).normal(size=(4, 8, 8, 3)).astype("float32")
     got = np.asarray(keras.ops.cast(d.teacher_outputs(x)[0][0], "float32"))
     want = np.asarray(teachers[0](x, training=False))

@@ -126,7 +126,8 @@ def test_a_skipped_step_changes_no_weight_and_no_optimizer_state(splits):
     distiller = _distiller(splits)
     factor = _poison(distiller, "logits")
     factor.assign(np.nan)
-    distiller.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True))
+    distiller.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True),
+                      on_nonfinite="skip")
     before = [v.numpy().copy() for v in distiller.variables]
     guard = NonFiniteGuard("skip", max_consecutive_skips=3)
     ds = make_input_pipeline(splits.train, training=True, batch_size=16, seed=0)
@@ -142,7 +143,7 @@ def test_a_skipped_step_changes_no_weight_and_no_optimizer_state(splits):
                if "momentum" in v.path)
 
 
-def test_skip_needs_a_distiller_and_the_policy_is_checked():
+def test_skip_needs_a_distiller_and_the_policy_is_checked(splits):
     from kdkeras.training.config import TrainConfig
     from kdkeras.training.guards import NonFiniteGuard
 
@@ -153,3 +154,15 @@ def test_skip_needs_a_distiller_and_the_policy_is_checked():
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     with pytest.raises(ValueError, match="needs a kdkeras Distiller"):
         NonFiniteGuard("skip").set_model(model)
+    # The skip policy reaches the step through compile; the guard must agree with it.
+    distiller = _distiller(splits)
+    distiller.compile(optimizer="sgd")
+    with pytest.raises(ValueError, match=r"compiled with on_nonfinite='skip'\. Received: "
+                                         r"on_nonfinite='stop'"):
+        NonFiniteGuard("skip").set_model(distiller)
+    distiller.compile(optimizer="sgd", on_nonfinite="skip")
+    assert distiller.on_nonfinite == "skip" and distiller.nonfinite_skip is not None
+    with pytest.raises(ValueError, match="compiled with on_nonfinite='stop'"):
+        NonFiniteGuard("stop").set_model(distiller)
+    with pytest.raises(ValueError, match="on_nonfinite must be one of"):
+        distiller.compile(optimizer="sgd", on_nonfinite="ignore")
