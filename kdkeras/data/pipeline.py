@@ -114,6 +114,39 @@ def make_input_pipeline(
       `num_examples // batch_size` full batches. `steps_per_epoch` holds the
       batches of one epoch (`None` if unknown).
     """
+    drop_remainder, deterministic = _resolve_options(
+        training, batch_size, seed, subset, deterministic, drop_remainder, epochs, initial_epoch)
+    if subset is not None:
+        ds = take_subset(ds, subset, labels=labels, seed=subset_seed)
+    num_examples, steps_per_epoch = _epoch_size(ds, batch_size, drop_remainder)
+    if training:
+        if epochs is not None and steps_per_epoch is None:
+            raise ValueError(
+                "epochs= needs a dataset of known size (to tell where each epoch ends); apply "
+                "tf.data.experimental.assert_cardinality(n) to it. Received: a dataset of "
+                "unknown cardinality.")
+        ds = _epochs(ds, seed, num_examples, shuffle_buffer, batch_size, drop_remainder,
+                     epochs, initial_epoch)
+        if steps_per_epoch is not None:
+            epochs_held = 1 if epochs is None else epochs - initial_epoch
+            ds = ds.apply(tf.data.experimental.assert_cardinality(steps_per_epoch * epochs_held))
+        augmentation = dict(shift=shift, rotation=rotation, flip=flip, fill_mode=fill_mode,
+                            fill_value=fill_value) if augment else None
+        ds = ds.map(lambda batch, batch_seed: _augmented(batch, batch_seed, augmentation),
+                    num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+        ds = ds.map(_to_float, num_parallel_calls=tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    options.deterministic = deterministic
+    ds = ds.prefetch(tf.data.AUTOTUNE).with_options(options)
+    ds.num_examples, ds.steps_per_epoch = num_examples, steps_per_epoch
+    return ds
+
+
+def _resolve_options(training, batch_size, seed, subset, deterministic, drop_remainder, epochs,
+                     initial_epoch) -> tuple[bool, bool]:
+    """`(drop_remainder, deterministic)` with their defaults applied; bad values refused."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1. Received: batch_size={batch_size}")
     if epochs is not None and not 0 <= initial_epoch <= epochs:
@@ -121,8 +154,6 @@ def make_input_pipeline(
             "Need 0 <= initial_epoch <= epochs. "
             f"Received: initial_epoch={initial_epoch}, epochs={epochs}"
         )
-    if drop_remainder is None:
-        drop_remainder = training
     if deterministic is None:
         deterministic = not training or seed is not None or subset is not None
     elif subset is not None and not deterministic:
@@ -130,60 +161,28 @@ def make_input_pipeline(
             "subset needs a deterministic input order (examples are picked by position). "
             f"Received: subset={subset}, deterministic={deterministic}"
         )
+    return training if drop_remainder is None else drop_remainder, deterministic
 
-    if subset is not None:
-        ds = take_subset(ds, subset, labels=labels, seed=subset_seed)
+
+def _epoch_size(ds, batch_size: int, drop_remainder: bool) -> tuple[int | None, int | None]:
+    """`(examples, batches)` of one epoch of `ds`; `(None, None)` if its size is unknown."""
     cardinality = int(ds.cardinality())
-    num_examples = cardinality if cardinality >= 0 else None
-    steps_per_epoch = None
-    if num_examples is not None:
-        steps_per_epoch = (
-            num_examples // batch_size if drop_remainder else -(-num_examples // batch_size)
-        )
+    if cardinality < 0:
+        return None, None
+    batches = cardinality // batch_size if drop_remainder else -(-cardinality // batch_size)
+    return cardinality, batches
 
-    def to_float(images, labels_):
-        return tf.cast(images, tf.float32), tf.cast(labels_, tf.int32)
 
-    if training and epochs is not None and steps_per_epoch is None:
-        raise ValueError(
-            "epochs= needs a dataset of known size (to tell where each epoch ends); apply "
-            "tf.data.experimental.assert_cardinality(n) to it. Received: a dataset of "
-            "unknown cardinality.")
-    if training:
-        ds = _epochs(ds, seed, num_examples, shuffle_buffer, batch_size, drop_remainder,
-                     epochs, initial_epoch)
-        if epochs is not None and steps_per_epoch is not None:
-            ds = ds.apply(
-                tf.data.experimental.assert_cardinality(steps_per_epoch * (epochs - initial_epoch))
-            )
-        elif epochs is None and steps_per_epoch is not None:
-            ds = ds.apply(tf.data.experimental.assert_cardinality(steps_per_epoch))
+def _to_float(images, labels):
+    return tf.cast(images, tf.float32), tf.cast(labels, tf.int32)
 
-        def augment_pixels(batch, batch_seed):
-            images, labels_ = to_float(*batch)
-            if augment:
-                images = augment_batch(
-                    images,
-                    batch_seed,
-                    shift=shift,
-                    rotation=rotation,
-                    flip=flip,
-                    fill_mode=fill_mode,
-                    fill_value=fill_value,
-                )
-            return images, labels_
 
-        ds = ds.map(augment_pixels, num_parallel_calls=tf.data.AUTOTUNE)
-    else:
-        ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-        ds = ds.map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.prefetch(tf.data.AUTOTUNE)
-    options = tf.data.Options()
-    options.deterministic = deterministic
-    ds = ds.with_options(options)
-    ds.num_examples = num_examples
-    ds.steps_per_epoch = steps_per_epoch
-    return ds
+def _augmented(batch, batch_seed, augmentation: dict | None):
+    """A training batch as float32 pixels, augmented with `batch_seed` (None: as it is)."""
+    images, labels = _to_float(*batch)
+    if augmentation is not None:
+        images = augment_batch(images, batch_seed, **augmentation)
+    return images, labels
 
 
 def _epochs(
