@@ -32,17 +32,18 @@ FLAGS = flags.FLAGS
 # absl's --verbosity brings the libraries' logs back (see quiet_logs): in every --help.
 flags.declare_key_flag("verbosity")
 
-# The presets of kdkeras.training.config.PRESET_NAMES, named here so that defining
-# the flags imports no TensorFlow (a test checks the two agree). `demo` is the
-# main job's; the other scripts offer the three schedules.
+# kdkeras.training.config's PRESET_NAMES and DEFAULT_PRESET, named here so that defining
+# the flags imports no TensorFlow (a test checks they agree). `demo` is the main job's;
+# the other scripts offer the three schedules.
 PRESETS = ("paper", "fast", "demo", "smoke")
 SCRIPT_PRESETS = ("paper", "fast", "smoke")
+DEFAULT_PRESET = "paper"
 
 
 # --------------------------------------------------------------------------- presets
 
 
-def define_schedule_flags(default_preset: str = "fast", presets=SCRIPT_PRESETS) -> None:
+def define_schedule_flags(default_preset: str = DEFAULT_PRESET, presets=SCRIPT_PRESETS) -> None:
     """The preset and the overrides of its schedule and scale (every script has them)."""
     flags.DEFINE_enum("preset", default_preset, list(presets),
                       "Schedule preset (kdkeras.training.config); a flag below overrides "
