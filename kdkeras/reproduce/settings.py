@@ -93,8 +93,10 @@ class Settings:
                              f"{', '.join(LATENCY_REPEATS)}.")
         smoke = preset == "smoke"
         seeds = seeds if seeds is not None else (1 if smoke else 3)
-        if seeds < 1:
-            raise ValueError(f"--seeds must be >= 1. Received: --seeds={seeds}.")
+        latency_repeats = LATENCY_REPEATS[preset] if latency_repeats is None else latency_repeats
+        for name, value in (("seeds", seeds), ("latency_repeats", latency_repeats)):
+            if value < 1:   # 0 is not "the preset's": None is
+                raise ValueError(f"--{name} must be >= 1. Received: --{name}={value}.")
         overrides = overrides or {}
         unknown = set(overrides) - set(OVERRIDE_NAMES)
         if unknown:
@@ -104,7 +106,7 @@ class Settings:
                    overrides=tuple((k, overrides[k]) for k in OVERRIDE_NAMES
                                    if overrides.get(k) is not None),
                    reuse_one_teacher=smoke if reuse_one_teacher is None else reuse_one_teacher,
-                   latency_repeats=latency_repeats or LATENCY_REPEATS[preset],
+                   latency_repeats=latency_repeats,
                    **{"optimize_graphs": not smoke, **values})
 
     def family_dataset(self, family: str) -> tuple[str, Optional[str]]:
