@@ -203,6 +203,18 @@ def run_cli(fn) -> None:
     written (e.g. a full disk), with one line and status 1.
     KDKERAS_DEBUG=1 in the environment shows the full traceback instead.
     """
+    try:
+        fn()
+    except Exception as err:
+        failure = None if os.environ.get("KDKERAS_DEBUG") else _failure(err)
+        if failure is None:
+            raise
+        print(failure[0], file=sys.stderr)
+        sys.exit(failure[1])
+
+
+def _failure(err: Exception):
+    """(the one line, the exit status) of an error the user can act on; None for a bug."""
     from kdkeras.training.checkpoints import CheckpointWriteError, RunDirError
     from kdkeras.training.guards import TrainingStopped
 
@@ -212,32 +224,18 @@ def run_cli(fn) -> None:
         user_errors += (DataError,)
     except ImportError:
         pass
-    try:
-        fn()
-    except TrainingStopped as err:
-        if os.environ.get("KDKERAS_DEBUG"):
-            raise
-        print(f"stopped: {err}", file=sys.stderr)
-        sys.exit(err.exit_code)
-    except CheckpointWriteError as err:
-        if os.environ.get("KDKERAS_DEBUG"):
-            raise
-        print(f"error: {err.strerror}", file=sys.stderr)
-        sys.exit(1)
-    except user_errors as err:
-        if os.environ.get("KDKERAS_DEBUG"):
-            raise
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
-    except OSError as err:
+    if isinstance(err, TrainingStopped):
+        return f"stopped: {err}", err.exit_code
+    if isinstance(err, CheckpointWriteError):
+        return f"error: {err.strerror}", 1
+    if isinstance(err, user_errors):
+        return f"error: {err}", 2
+    if isinstance(err, OSError) and err.errno in _DISK_ERRNOS:
         # A file the run writes outside the checkpoints (a log, an export) on a full
         # or read-only disk: one line too, not a traceback.
-        if os.environ.get("KDKERAS_DEBUG") or err.errno not in _DISK_ERRNOS:
-            raise
-        print(f"error: could not write {err.filename or 'a file'}: {err.strerror}. Free some "
-              "space (or fix the permissions) and run again (--resume continues a run).",
-              file=sys.stderr)
-        sys.exit(1)
+        return (f"error: could not write {err.filename or 'a file'}: {err.strerror}. Free some "
+                "space (or fix the permissions) and run again (--resume continues a run).", 1)
+    return None
 
 
 # A full or read-only disk, or no permission: the errors of writing, not of the code.

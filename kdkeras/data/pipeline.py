@@ -17,25 +17,13 @@ from kdkeras.data.subset import take_subset
 
 
 def make_input_pipeline(
-    ds: tf.data.Dataset,
-    *,
-    training: bool,
-    batch_size: int,
-    seed: int | None = None,
-    augment: bool = True,
-    subset: int | None = None,
-    subset_seed: int = 0,
-    labels: np.ndarray | None = None,
-    shuffle_buffer: int = 50_000,
-    shift: float = _PAPER.shift,
-    rotation: float = _PAPER.rotation,
-    flip: bool = _PAPER.flip,
-    fill_mode: str = _PAPER.fill_mode,
-    fill_value: float = _PAPER.fill_value,
-    deterministic: bool | None = None,
-    drop_remainder: bool | None = None,
-    epochs: int | None = None,
-    initial_epoch: int = 0,
+    ds: tf.data.Dataset, *, training: bool, batch_size: int, seed: int | None = None,
+    augment: bool = True, subset: int | None = None, subset_seed: int = 0,
+    labels: np.ndarray | None = None, shuffle_buffer: int = 50_000,
+    shift: float = _PAPER.shift, rotation: float = _PAPER.rotation, flip: bool = _PAPER.flip,
+    fill_mode: str = _PAPER.fill_mode, fill_value: float = _PAPER.fill_value,
+    deterministic: bool | None = None, drop_remainder: bool | None = None,
+    epochs: int | None = None, initial_epoch: int = 0,
 ) -> tf.data.Dataset:
     """Batches an unbatched `(uint8 image, label)` dataset for training or evaluation.
 
@@ -150,17 +138,13 @@ def _resolve_options(training, batch_size, seed, subset, deterministic, drop_rem
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1. Received: batch_size={batch_size}")
     if epochs is not None and not 0 <= initial_epoch <= epochs:
-        raise ValueError(
-            "Need 0 <= initial_epoch <= epochs. "
-            f"Received: initial_epoch={initial_epoch}, epochs={epochs}"
-        )
+        raise ValueError("Need 0 <= initial_epoch <= epochs. "
+                         f"Received: initial_epoch={initial_epoch}, epochs={epochs}")
     if deterministic is None:
         deterministic = not training or seed is not None or subset is not None
     elif subset is not None and not deterministic:
-        raise ValueError(
-            "subset needs a deterministic input order (examples are picked by position). "
-            f"Received: subset={subset}, deterministic={deterministic}"
-        )
+        raise ValueError("subset needs a deterministic input order (examples are picked by "
+                         f"position). Received: subset={subset}, deterministic={deterministic}")
     return training if drop_remainder is None else drop_remainder, deterministic
 
 
@@ -185,16 +169,9 @@ def _augmented(batch, batch_seed, augmentation: dict | None):
     return images, labels
 
 
-def _epochs(
-    ds: tf.data.Dataset,
-    seed: int | None,
-    num_examples: int | None,
-    shuffle_buffer: int,
-    batch_size: int,
-    drop_remainder: bool,
-    epochs: int | None,
-    initial_epoch: int,
-) -> tf.data.Dataset:
+def _epochs(ds: tf.data.Dataset, seed: int | None, num_examples: int | None,
+            shuffle_buffer: int, batch_size: int, drop_remainder: bool, epochs: int | None,
+            initial_epoch: int) -> tf.data.Dataset:
     """Shuffled batches of the epochs, each paired with its augmentation seed.
 
     Epoch `key` is shuffled with the seed `h = hash(seed, key)` and its batch `b`
@@ -212,15 +189,12 @@ def _epochs(
         # seed is 0 and the op seed a tensor).
         tf.random.set_seed(seed % (2**31 - 2) + 1)
         pair = tf.stack([tf.constant(seed, tf.int64), tf.cast(key, tf.int64)])
-        epoch_hash = tf.random.stateless_uniform(
-            [], seed=pair, minval=None, maxval=None, dtype=tf.int64
-        )
+        epoch_hash = tf.random.stateless_uniform([], seed=pair, minval=None, maxval=None,
+                                                 dtype=tf.int64)
         batches = ds.shuffle(buffer, seed=epoch_hash, reshuffle_each_iteration=False)
         batches = batches.batch(batch_size, drop_remainder=drop_remainder)
-        return batches.enumerate().map(
-            lambda b, batch: (batch, tf.stack([epoch_hash, b])),
-            num_parallel_calls=None,
-        )
+        return batches.enumerate().map(lambda b, batch: (batch, tf.stack([epoch_hash, b])),
+                                       num_parallel_calls=None)
 
     if epochs is None:  # One epoch per iteration, keyed by a per-iteration draw.
         keys = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
