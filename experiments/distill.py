@@ -73,14 +73,13 @@ flags.DEFINE_enum("teacher_precision", None, ["float32", "bfloat16", "int8_ahead
                   "TFLite teachers run ahead in the input pipeline (TensorFlow backend).")
 # P3 variants (issue 16, docs/ensemble.md).
 flags.DEFINE_enum("teacher_weighting", None, ["mean", "confidence", "closest"],
-                  "How the K teachers are weighted per example in the KL and feature terms: "
-                  "mean (the paper's 1/K), confidence (CA-MKD: from each teacher's CE on the "
-                  "label) or closest (the teacher nearest the student).")
+                  "Per-example teacher weights in the KL and feature terms: mean (the paper's "
+                  "1/K), confidence (CA-MKD: from each teacher's CE) or closest to the student.")
 flags.DEFINE_enum("ensemble_kl", None, ["mean_of_kls", "kl_to_mean"],
                   "The K-teacher KL: the paper's mean of KLs, or KL to the mean teacher.")
 flags.DEFINE_enum("teacher_alignment", None, ["none", "procrustes"],
-                  "Rotate each teacher's taps onto teacher 0's (per-tap orthogonal Procrustes "
-                  "maps fitted on the first 1,024 training images) before averaging Grams.")
+                  "Rotate each teacher's taps onto teacher 0's (orthogonal Procrustes, fitted on "
+                  "the first 1,024 training images) before averaging Grams.")
 
 # Left out of a run's options at DistillConfig's default (any other field given is
 # recorded): these came after runs were recorded without them, and a run keeps the
@@ -143,25 +142,23 @@ def read_distill_config(path: str) -> dict:
                          f"Valid fields: {', '.join(types)}.")
     # JSON has no tuples: a list is a tuple field's value (cross_depth's exact distances).
     options = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
-    wrong = [f"{k}={v!r} (expected {' or '.join(t.__name__ for t in _kinds(types[k]))})"
-             for k, v in options.items() if not _is_of(v, _kinds(types[k]))]
+    wrong = [f"{k}={v!r} (expected {_expected(v, types[k])})" for k, v in options.items()
+             if _expected(v, types[k])]
     if wrong:
         raise ValueError(f"--distill_config={path}: wrong type of {', '.join(wrong)}.")
     return options
 
 
-def _kinds(hint) -> tuple:
-    """The classes a field's type hint allows (`Optional[str]`: str and NoneType)."""
+def _expected(value, hint) -> str | None:
+    """The types `hint` allows if a JSON value is none of them (a bool is only a bool)."""
     import typing
 
-    return typing.get_args(hint) or (hint,)
-
-
-def _is_of(value, kinds) -> bool:
-    """Whether a JSON value is of one of `kinds`: a bool only of bool, an int also of float."""
+    kinds = typing.get_args(hint) or (hint,)   # Optional[str]: str and NoneType
     if isinstance(value, bool):
-        return bool in kinds
-    return any(isinstance(value, (int, float) if k is float else k) for k in kinds)
+        ok = bool in kinds
+    else:   # an int is also a float
+        ok = any(isinstance(value, (int, float) if k is float else k) for k in kinds)
+    return None if ok else " or ".join(k.__name__ for k in kinds)
 
 
 def refuse_flag_combinations(options: dict) -> None:

@@ -58,26 +58,16 @@ _MODELS: dict[str, ModelSpec] = {
 
 @dataclasses.dataclass(frozen=True)
 class Pair:
-    """A teacher -> student pair of the paper, the data it was reported on and its figures.
+    """A teacher -> student pair of the paper, the data it was reported on and its figures."""
 
-    Attributes:
-      key: the pair's name (`PAPER_PAIRS` key; `kdkeras.reproduce.tables` tables name it).
-      teacher, student: registry names.
-      family: `"cifar"` (CIFAR-100 in the paper) or `"imagenet64"`.
-      p1_depth: the paper's full P1: cross-three, or cross-four for MobileNet.
-      title: the pair as tables print it.
-      assistant: the two-stage middle model (ResNet-18), or None.
-      params_reduction, compute_reduction: the (params, compute) reduction factors
-        the paper reports, teacher / student; None where it gives no figure.
-    """
-
-    key: str
+    key: str               # its name in PAPER_PAIRS (and in kdkeras.reproduce.tables)
     teacher: str
     student: str
-    family: str
-    p1_depth: int
+    family: str            # "cifar" (CIFAR-100 in the paper) or "imagenet64"
+    p1_depth: int          # the paper's full P1: cross-three, or cross-four for MobileNet
     title: str
-    assistant: str | None = None
+    assistant: str | None = None   # the two-stage middle model (ResNet-18)
+    # The (params, compute) reduction factors the paper reports, teacher / student.
     params_reduction: float | None = None
     compute_reduction: float | None = None
 
