@@ -96,16 +96,18 @@ def infer_dataset(dataset, data_dir) -> str:
 
 
 def common_overrides() -> dict:
-    """The config overrides the shared flags give.
+    """The `TrainConfig` overrides: the flags named as its fields but --preset and --dataset.
 
     Also readies what must precede TensorFlow's first op: the devices of
     `--strategy` (the CPU split for mirrored:N without GPUs) and the global
     dtype policy of `--mixed_precision`.
     """
-    names = ["model", "data_dir", "workdir", "seed", "epochs", "batch_size", "learning_rate",
-             "momentum", "weight_decay", "lr_decay_factor", "lr_decay_every", "train_subset",
-             "test_subset", "augment", "jit_compile", "strategy", "on_nonfinite", "resume",
-             "overwrite", "verbose"]
+    import dataclasses
+
+    from kdkeras.training.config import TrainConfig
+
+    names = [f.name for f in dataclasses.fields(TrainConfig)
+             if f.name in FLAGS and f.name not in ("preset", "dataset")]
     if FLAGS.strategy:
         from kdkeras.training.strategy import prepare_devices
 
