@@ -46,7 +46,8 @@ _PRESETS = {
 
 
 def preset_values(preset: str, dataset: str) -> dict:
-    """The values a preset sets for a dataset (ImageNet64 has its own schedule)."""
+    """The values a preset sets for a dataset: ImageNet64 has its own schedule, every other
+    dataset (CIFAR-100, image folders, synthetic) the CIFAR one."""
     if preset not in PRESET_NAMES:
         raise ValueError(f"Unknown preset {preset!r}. Valid presets: {', '.join(PRESET_NAMES)}.")
     family = "imagenet64" if dataset == "imagenet64" else "cifar"
