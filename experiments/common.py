@@ -32,17 +32,18 @@ FLAGS = flags.FLAGS
 # absl's --verbosity brings the libraries' logs back (see quiet_logs): in every --help.
 flags.declare_key_flag("verbosity")
 
-# The presets of kdkeras.training.config.PRESET_NAMES, named here so that defining
-# the flags imports no TensorFlow (a test checks the two agree). `demo` is the
-# main job's; the other scripts offer the three schedules.
+# kdkeras.training.config's PRESET_NAMES and DEFAULT_PRESET, named here so that defining
+# the flags imports no TensorFlow (a test checks they agree). `demo` is the main job's;
+# the other scripts offer the three schedules.
 PRESETS = ("paper", "fast", "demo", "smoke")
 SCRIPT_PRESETS = ("paper", "fast", "smoke")
+DEFAULT_PRESET = "paper"
 
 
 # --------------------------------------------------------------------------- presets
 
 
-def define_schedule_flags(default_preset: str = "fast", presets=SCRIPT_PRESETS) -> None:
+def define_schedule_flags(default_preset: str = DEFAULT_PRESET, presets=SCRIPT_PRESETS) -> None:
     """The preset and the overrides of its schedule and scale (every script has them)."""
     flags.DEFINE_enum("preset", default_preset, list(presets),
                       "Schedule preset (kdkeras.training.config); a flag below overrides "
@@ -95,16 +96,18 @@ def infer_dataset(dataset, data_dir) -> str:
 
 
 def common_overrides() -> dict:
-    """The config overrides the shared flags give.
+    """The `TrainConfig` overrides: the flags named as its fields but --preset and --dataset.
 
     Also readies what must precede TensorFlow's first op: the devices of
     `--strategy` (the CPU split for mirrored:N without GPUs) and the global
     dtype policy of `--mixed_precision`.
     """
-    names = ["model", "data_dir", "workdir", "seed", "epochs", "batch_size", "learning_rate",
-             "momentum", "weight_decay", "lr_decay_factor", "lr_decay_every", "train_subset",
-             "test_subset", "augment", "jit_compile", "strategy", "on_nonfinite", "resume",
-             "overwrite", "verbose"]
+    import dataclasses
+
+    from kdkeras.training.config import TrainConfig
+
+    names = [f.name for f in dataclasses.fields(TrainConfig)
+             if f.name in FLAGS and f.name not in ("preset", "dataset")]
     if FLAGS.strategy:
         from kdkeras.training.strategy import prepare_devices
 
@@ -202,6 +205,18 @@ def run_cli(fn) -> None:
     written (e.g. a full disk), with one line and status 1.
     KDKERAS_DEBUG=1 in the environment shows the full traceback instead.
     """
+    try:
+        fn()
+    except Exception as err:
+        failure = None if os.environ.get("KDKERAS_DEBUG") else _failure(err)
+        if failure is None:
+            raise
+        print(failure[0], file=sys.stderr)
+        sys.exit(failure[1])
+
+
+def _failure(err: Exception):
+    """(the one line, the exit status) of an error the user can act on; None for a bug."""
     from kdkeras.training.checkpoints import CheckpointWriteError, RunDirError
     from kdkeras.training.guards import TrainingStopped
 
@@ -211,32 +226,18 @@ def run_cli(fn) -> None:
         user_errors += (DataError,)
     except ImportError:
         pass
-    try:
-        fn()
-    except TrainingStopped as err:
-        if os.environ.get("KDKERAS_DEBUG"):
-            raise
-        print(f"stopped: {err}", file=sys.stderr)
-        sys.exit(err.exit_code)
-    except CheckpointWriteError as err:
-        if os.environ.get("KDKERAS_DEBUG"):
-            raise
-        print(f"error: {err.strerror}", file=sys.stderr)
-        sys.exit(1)
-    except user_errors as err:
-        if os.environ.get("KDKERAS_DEBUG"):
-            raise
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
-    except OSError as err:
+    if isinstance(err, TrainingStopped):
+        return f"stopped: {err}", err.exit_code
+    if isinstance(err, CheckpointWriteError):
+        return f"error: {err.strerror}", 1
+    if isinstance(err, user_errors):
+        return f"error: {err}", 2
+    if isinstance(err, OSError) and err.errno in _DISK_ERRNOS:
         # A file the run writes outside the checkpoints (a log, an export) on a full
         # or read-only disk: one line too, not a traceback.
-        if os.environ.get("KDKERAS_DEBUG") or err.errno not in _DISK_ERRNOS:
-            raise
-        print(f"error: could not write {err.filename or 'a file'}: {err.strerror}. Free some "
-              "space (or fix the permissions) and run again (--resume continues a run).",
-              file=sys.stderr)
-        sys.exit(1)
+        return (f"error: could not write {err.filename or 'a file'}: {err.strerror}. Free some "
+                "space (or fix the permissions) and run again (--resume continues a run).", 1)
+    return None
 
 
 # A full or read-only disk, or no permission: the errors of writing, not of the code.

@@ -40,8 +40,6 @@ def main(argv):
         dataset = common.infer_dataset(FLAGS.dataset, FLAGS.data_dir)
         overrides = common.common_overrides()
         overrides["workdir"] = overrides["workdir"] or f"runs/train/{FLAGS.model}-s{FLAGS.seed}"
-        overrides.update(init_from=FLAGS.init_from, start_epoch=FLAGS.start_epoch,
-                         data_order_seed=FLAGS.data_order_seed)
         if FLAGS.snapshot_epochs:
             overrides["snapshot_epochs"] = tuple(int(e) for e in FLAGS.snapshot_epochs)
         config = resolve_config(TrainConfig, FLAGS.preset, dataset, **overrides)

@@ -26,20 +26,13 @@ import math
 import tensorflow as tf
 
 from kdkeras.data.augment_spec import PAPER_AUGMENTATION as _PAPER
+from kdkeras.data.augment_spec import AugmentSpec
 
-FILL_MODES = {"reflect": "REFLECT", "constant": "CONSTANT", "nearest": "NEAREST", "wrap": "WRAP"}
 
-
-def random_affine_transforms(
-    batch_size: tf.Tensor | int,
-    height: tf.Tensor | int,
-    width: tf.Tensor | int,
-    seed: tf.Tensor,
-    *,
-    shift: float = _PAPER.shift,
-    rotation: float = _PAPER.rotation,
-    flip: bool = _PAPER.flip,
-) -> tf.Tensor:
+def random_affine_transforms(batch_size: tf.Tensor | int, height: tf.Tensor | int,
+                             width: tf.Tensor | int, seed: tf.Tensor, *,
+                             shift: float = _PAPER.shift, rotation: float = _PAPER.rotation,
+                             flip: bool = _PAPER.flip) -> tf.Tensor:
     """Random per-image transforms in `ImageProjectiveTransformV3` form, shape (B, 8).
 
     Each row `[a0, a1, a2, b0, b1, b2, 0, 0]` maps an output pixel (x, y) to the
@@ -73,17 +66,10 @@ def random_affine_transforms(
     return tf.stack([*a, *y1, zeros, zeros], axis=1)
 
 
-def augment_batch(
-    images: tf.Tensor,
-    seed: tf.Tensor,
-    *,
-    shift: float = _PAPER.shift,
-    rotation: float = _PAPER.rotation,
-    flip: bool = _PAPER.flip,
-    fill_mode: str = _PAPER.fill_mode,
-    fill_value: float = _PAPER.fill_value,
-    interpolation: str = _PAPER.interpolation,
-) -> tf.Tensor:
+def augment_batch(images: tf.Tensor, seed: tf.Tensor, *, shift: float = _PAPER.shift,
+                  rotation: float = _PAPER.rotation, flip: bool = _PAPER.flip,
+                  fill_mode: str = _PAPER.fill_mode, fill_value: float = _PAPER.fill_value,
+                  interpolation: str = _PAPER.interpolation) -> tf.Tensor:
     """Randomly shifts, rotates and flips each image of a float NHWC batch.
 
     Args:
@@ -97,27 +83,14 @@ def augment_batch(
     Returns:
       A tensor of the same shape and dtype.
     """
-    if fill_mode not in FILL_MODES:
-        raise ValueError(
-            f"fill_mode must be one of {sorted(FILL_MODES)}. Received: fill_mode={fill_mode!r}"
-        )
-    if interpolation not in ("bilinear", "nearest"):
-        raise ValueError(
-            "interpolation must be 'bilinear' or 'nearest'. "
-            f"Received: interpolation={interpolation!r}"
-        )
+    AugmentSpec(shift, rotation, flip, fill_mode, fill_value, interpolation)  # checks them
     if not (shift or rotation or flip):
         return images
     shape = tf.shape(images)
-    transforms = random_affine_transforms(
-        shape[0], shape[1], shape[2], seed, shift=shift, rotation=rotation, flip=flip
-    )
+    transforms = random_affine_transforms(shape[0], shape[1], shape[2], seed, shift=shift,
+                                          rotation=rotation, flip=flip)
     out = tf.raw_ops.ImageProjectiveTransformV3(
-        images=images,
-        transforms=transforms,
-        output_shape=shape[1:3],
-        fill_value=tf.cast(fill_value, tf.float32),
-        interpolation=interpolation.upper(),
-        fill_mode=FILL_MODES[fill_mode],
-    )
+        images=images, transforms=transforms, output_shape=shape[1:3],
+        fill_value=tf.cast(fill_value, tf.float32), interpolation=interpolation.upper(),
+        fill_mode=fill_mode.upper())
     return tf.ensure_shape(out, images.shape)

@@ -7,7 +7,8 @@ choices, held here and read by every path that augments:
 * `kdkeras.data.augment` (the tf.data path: one `ImageProjectiveTransformV3`
   warp per image),
 * `kdkeras.data.numpy_data.augmentation_layers` (Keras preprocessing layers,
-  the numpy path of the JAX backend),
+  the numpy path of the JAX backend: the rotation and the shift resampled one
+  after the other, so the border a shift brings in differs; its docstring says how),
 * `kdkeras.data.device_augment` (the same warp as the tf.data path, written in
   JAX, for the table engine's data on the device).
 

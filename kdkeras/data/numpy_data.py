@@ -24,13 +24,17 @@ same data to `Distiller.fit` on any backend:
   pixel values in [0, 255]; models normalise them (their
   `kdkeras.models.InputNormalization` layer, built with `data.mean`/`data.std`).
 
-Augmentation against `kdkeras.data.augment` (the tf.data path): the same
-ranges (shifts up to 12.5 % of the side in whole pixels, rotations in ±15°, a
-horizontal flip with probability 1/2, reflected borders), applied as two
-resamplings (bilinear rotation, then a nearest-neighbour translation, which
-moves whole pixels) where the TensorFlow path composes one affine warp; the
-random draws differ, so the two paths give different (equally distributed)
-augmentations for the same seed.
+Augmentation against `kdkeras.data.augment` (the tf.data path): the same law
+(`augment_spec.PAPER_AUGMENTATION`: a flip with probability 1/2, then a rotation
+uniform in ±15° about the centre, then a shift of up to 12.5 % of the side in whole
+pixels, reflected borders), drawn from other random numbers, so the two paths give
+equally distributed, not equal, images for one seed. For the same draws they differ
+in one place: here the rotation (bilinear) and the shift (nearest, i.e. whole
+pixels) are two resamplings, there one affine warp. So where a pixel's source after
+the shift lies inside the image the two agree to float round-off, and the border
+strip the shift brings in (|shift| pixels wide) reflects the rotated image here,
+the image there: the same when nothing is rotated
+(`tests/data/test_augment.py` pins both). The `"constant"` fill is 0 (black) here.
 
 Nothing here imports TensorFlow (`tests/distill/test_jax_backend.py` checks).
 """

@@ -17,25 +17,13 @@ from kdkeras.data.subset import take_subset
 
 
 def make_input_pipeline(
-    ds: tf.data.Dataset,
-    *,
-    training: bool,
-    batch_size: int,
-    seed: int | None = None,
-    augment: bool = True,
-    subset: int | None = None,
-    subset_seed: int = 0,
-    labels: np.ndarray | None = None,
-    shuffle_buffer: int = 50_000,
-    shift: float = _PAPER.shift,
-    rotation: float = _PAPER.rotation,
-    flip: bool = _PAPER.flip,
-    fill_mode: str = _PAPER.fill_mode,
-    fill_value: float = _PAPER.fill_value,
-    deterministic: bool | None = None,
-    drop_remainder: bool | None = None,
-    epochs: int | None = None,
-    initial_epoch: int = 0,
+    ds: tf.data.Dataset, *, training: bool, batch_size: int, seed: int | None = None,
+    augment: bool = True, subset: int | None = None, subset_seed: int = 0,
+    labels: np.ndarray | None = None, shuffle_buffer: int = 50_000,
+    shift: float = _PAPER.shift, rotation: float = _PAPER.rotation, flip: bool = _PAPER.flip,
+    fill_mode: str = _PAPER.fill_mode, fill_value: float = _PAPER.fill_value,
+    deterministic: bool | None = None, drop_remainder: bool | None = None,
+    epochs: int | None = None, initial_epoch: int = 0,
 ) -> tf.data.Dataset:
     """Batches an unbatched `(uint8 image, label)` dataset for training or evaluation.
 
@@ -114,88 +102,76 @@ def make_input_pipeline(
       `num_examples // batch_size` full batches. `steps_per_epoch` holds the
       batches of one epoch (`None` if unknown).
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1. Received: batch_size={batch_size}")
-    if epochs is not None and not 0 <= initial_epoch <= epochs:
-        raise ValueError(
-            "Need 0 <= initial_epoch <= epochs. "
-            f"Received: initial_epoch={initial_epoch}, epochs={epochs}"
-        )
-    if drop_remainder is None:
-        drop_remainder = training
-    if deterministic is None:
-        deterministic = not training or seed is not None or subset is not None
-    elif subset is not None and not deterministic:
-        raise ValueError(
-            "subset needs a deterministic input order (examples are picked by position). "
-            f"Received: subset={subset}, deterministic={deterministic}"
-        )
-
+    drop_remainder, deterministic = _resolve_options(
+        training, batch_size, seed, subset, deterministic, drop_remainder, epochs, initial_epoch)
     if subset is not None:
         ds = take_subset(ds, subset, labels=labels, seed=subset_seed)
-    cardinality = int(ds.cardinality())
-    num_examples = cardinality if cardinality >= 0 else None
-    steps_per_epoch = None
-    if num_examples is not None:
-        steps_per_epoch = (
-            num_examples // batch_size if drop_remainder else -(-num_examples // batch_size)
-        )
-
-    def to_float(images, labels_):
-        return tf.cast(images, tf.float32), tf.cast(labels_, tf.int32)
-
-    if training and epochs is not None and steps_per_epoch is None:
-        raise ValueError(
-            "epochs= needs a dataset of known size (to tell where each epoch ends); apply "
-            "tf.data.experimental.assert_cardinality(n) to it. Received: a dataset of "
-            "unknown cardinality.")
+    num_examples, steps_per_epoch = _epoch_size(ds, batch_size, drop_remainder)
     if training:
+        if epochs is not None and steps_per_epoch is None:
+            raise ValueError(
+                "epochs= needs a dataset of known size (to tell where each epoch ends); apply "
+                "tf.data.experimental.assert_cardinality(n) to it. Received: a dataset of "
+                "unknown cardinality.")
         ds = _epochs(ds, seed, num_examples, shuffle_buffer, batch_size, drop_remainder,
                      epochs, initial_epoch)
-        if epochs is not None and steps_per_epoch is not None:
-            ds = ds.apply(
-                tf.data.experimental.assert_cardinality(steps_per_epoch * (epochs - initial_epoch))
-            )
-        elif epochs is None and steps_per_epoch is not None:
-            ds = ds.apply(tf.data.experimental.assert_cardinality(steps_per_epoch))
-
-        def augment_pixels(batch, batch_seed):
-            images, labels_ = to_float(*batch)
-            if augment:
-                images = augment_batch(
-                    images,
-                    batch_seed,
-                    shift=shift,
-                    rotation=rotation,
-                    flip=flip,
-                    fill_mode=fill_mode,
-                    fill_value=fill_value,
-                )
-            return images, labels_
-
-        ds = ds.map(augment_pixels, num_parallel_calls=tf.data.AUTOTUNE)
+        if steps_per_epoch is not None:
+            epochs_held = 1 if epochs is None else epochs - initial_epoch
+            ds = ds.apply(tf.data.experimental.assert_cardinality(steps_per_epoch * epochs_held))
+        augmentation = dict(shift=shift, rotation=rotation, flip=flip, fill_mode=fill_mode,
+                            fill_value=fill_value) if augment else None
+        ds = ds.map(lambda batch, batch_seed: _augmented(batch, batch_seed, augmentation),
+                    num_parallel_calls=tf.data.AUTOTUNE)
     else:
         ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-        ds = ds.map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.prefetch(tf.data.AUTOTUNE)
+        ds = ds.map(_to_float, num_parallel_calls=tf.data.AUTOTUNE)
     options = tf.data.Options()
     options.deterministic = deterministic
-    ds = ds.with_options(options)
-    ds.num_examples = num_examples
-    ds.steps_per_epoch = steps_per_epoch
+    ds = ds.prefetch(tf.data.AUTOTUNE).with_options(options)
+    ds.num_examples, ds.steps_per_epoch = num_examples, steps_per_epoch
     return ds
 
 
-def _epochs(
-    ds: tf.data.Dataset,
-    seed: int | None,
-    num_examples: int | None,
-    shuffle_buffer: int,
-    batch_size: int,
-    drop_remainder: bool,
-    epochs: int | None,
-    initial_epoch: int,
-) -> tf.data.Dataset:
+def _resolve_options(training, batch_size, seed, subset, deterministic, drop_remainder, epochs,
+                     initial_epoch) -> tuple[bool, bool]:
+    """`(drop_remainder, deterministic)` with their defaults applied; bad values refused."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1. Received: batch_size={batch_size}")
+    if epochs is not None and not 0 <= initial_epoch <= epochs:
+        raise ValueError("Need 0 <= initial_epoch <= epochs. "
+                         f"Received: initial_epoch={initial_epoch}, epochs={epochs}")
+    if deterministic is None:
+        deterministic = not training or seed is not None or subset is not None
+    elif subset is not None and not deterministic:
+        raise ValueError("subset needs a deterministic input order (examples are picked by "
+                         f"position). Received: subset={subset}, deterministic={deterministic}")
+    return training if drop_remainder is None else drop_remainder, deterministic
+
+
+def _epoch_size(ds, batch_size: int, drop_remainder: bool) -> tuple[int | None, int | None]:
+    """`(examples, batches)` of one epoch of `ds`; `(None, None)` if its size is unknown."""
+    cardinality = int(ds.cardinality())
+    if cardinality < 0:
+        return None, None
+    batches = cardinality // batch_size if drop_remainder else -(-cardinality // batch_size)
+    return cardinality, batches
+
+
+def _to_float(images, labels):
+    return tf.cast(images, tf.float32), tf.cast(labels, tf.int32)
+
+
+def _augmented(batch, batch_seed, augmentation: dict | None):
+    """A training batch as float32 pixels, augmented with `batch_seed` (None: as it is)."""
+    images, labels = _to_float(*batch)
+    if augmentation is not None:
+        images = augment_batch(images, batch_seed, **augmentation)
+    return images, labels
+
+
+def _epochs(ds: tf.data.Dataset, seed: int | None, num_examples: int | None,
+            shuffle_buffer: int, batch_size: int, drop_remainder: bool, epochs: int | None,
+            initial_epoch: int) -> tf.data.Dataset:
     """Shuffled batches of the epochs, each paired with its augmentation seed.
 
     Epoch `key` is shuffled with the seed `h = hash(seed, key)` and its batch `b`
@@ -213,15 +189,12 @@ def _epochs(
         # seed is 0 and the op seed a tensor).
         tf.random.set_seed(seed % (2**31 - 2) + 1)
         pair = tf.stack([tf.constant(seed, tf.int64), tf.cast(key, tf.int64)])
-        epoch_hash = tf.random.stateless_uniform(
-            [], seed=pair, minval=None, maxval=None, dtype=tf.int64
-        )
+        epoch_hash = tf.random.stateless_uniform([], seed=pair, minval=None, maxval=None,
+                                                 dtype=tf.int64)
         batches = ds.shuffle(buffer, seed=epoch_hash, reshuffle_each_iteration=False)
         batches = batches.batch(batch_size, drop_remainder=drop_remainder)
-        return batches.enumerate().map(
-            lambda b, batch: (batch, tf.stack([epoch_hash, b])),
-            num_parallel_calls=None,
-        )
+        return batches.enumerate().map(lambda b, batch: (batch, tf.stack([epoch_hash, b])),
+                                       num_parallel_calls=None)
 
     if epochs is None:  # One epoch per iteration, keyed by a per-iteration draw.
         keys = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)

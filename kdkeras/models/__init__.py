@@ -20,7 +20,7 @@ from kdkeras.models.normalization import (
     load_teacher,
     with_input_normalization,
 )
-from kdkeras.models.registry import PAPER_PAIRS, get, names, spec
+from kdkeras.models.registry import PAPER_PAIRS, Pair, get, names, spec
 from kdkeras.models.resnet import ZeroPadShortcut
 from kdkeras.models.taps import TAP_PREFIX, feature_taps, tap_names, tapped_model
 
@@ -28,6 +28,7 @@ __all__ = [
     "FoldedBatchNorm",
     "InputNormalization",
     "PAPER_PAIRS",
+    "Pair",
     "STATISTICS",
     "TAP_PREFIX",
     "ZeroPadShortcut",

@@ -56,17 +56,34 @@ _MODELS: dict[str, ModelSpec] = {
     "mobilenet9": ModelSpec(mobilenet.mobilenet9, **_IMAGENET64),
 }
 
-# The paper's teacher -> student pairs and the (params, compute) reduction
-# factors it reports, teacher / student. ResNet-50 -> ResNet-10 is reported as
-# -72.19% params and -73.16% compute, i.e. 1 / (1 - 0.7219) and 1 / (1 - 0.7316).
-# None: the paper gives no figure.
-PAPER_PAIRS: dict[tuple[str, str], tuple[float | None, float | None]] = {
-    ("vgg11", "vgg6"): (2.08, 3.5),
-    ("resnet32", "resnet8"): (6.11, 5.27),
-    ("resnet50", "resnet10"): (1 / (1 - 0.7219), 1 / (1 - 0.7316)),
-    ("resnet50", "resnet18"): (None, None),
-    ("resnet18", "resnet10"): (None, None),
-    ("mobilenet16", "mobilenet9"): (1.59, 2.05),
+@dataclasses.dataclass(frozen=True)
+class Pair:
+    """A teacher -> student pair of the paper, the data it was reported on and its figures."""
+
+    key: str               # its name in PAPER_PAIRS (and in kdkeras.reproduce.tables)
+    teacher: str
+    student: str
+    family: str            # "cifar" (CIFAR-100 in the paper) or "imagenet64"
+    p1_depth: int          # the paper's full P1: cross-three, or cross-four for MobileNet
+    title: str
+    assistant: str | None = None   # the two-stage middle model (ResNet-18)
+    # The (params, compute) reduction factors the paper reports, teacher / student.
+    params_reduction: float | None = None
+    compute_reduction: float | None = None
+
+
+# The paper's pairs, listed once. ResNet-50 -> ResNet-10 is reported as -72.19% params
+# and -73.16% compute, i.e. 1 / (1 - 0.7219) and 1 / (1 - 0.7316); its two stages
+# through the ResNet-18 assistant have no figures.
+PAPER_PAIRS: dict[str, Pair] = {
+    "vgg": Pair("vgg", "vgg11", "vgg6", "cifar", 3, "VGG-11 → VGG-6", None, 2.08, 3.5),
+    "resnet": Pair("resnet", "resnet32", "resnet8", "cifar", 3, "ResNet-32 → ResNet-8", None,
+                   6.11, 5.27),
+    "mobilenet": Pair("mobilenet", "mobilenet16", "mobilenet9", "imagenet64", 4,
+                      "MobileNet-16 → MobileNet-9", None, 1.59, 2.05),
+    "resnet50": Pair("resnet50", "resnet50", "resnet10", "cifar", 3,
+                     "ResNet-50 → (ResNet-18 →) ResNet-10", "resnet18",
+                     1 / (1 - 0.7219), 1 / (1 - 0.7316)),
 }
 
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional
 
+from kdkeras.training.config import DEFAULT_PRESET
+
 # Smoke data: tiny, few classes, learnable in one epoch (kdkeras.data.synthetic).
 SYNTHETIC = dict(num_train=64, num_test=32, num_classes=5, image_shape=(16, 16, 3), seed=0)
 LATENCY_REPEATS = {"paper": 50, "fast": 30, "smoke": 3}
@@ -30,6 +32,9 @@ OVERRIDE_NAMES = (*SCALE_OVERRIDES, "jit_compile")
 @dataclasses.dataclass(frozen=True)
 class Settings:
     """Everything a reproduction depends on besides the tables themselves.
+
+    The defaults are `for_preset(DEFAULT_PRESET, dataset="synthetic")`'s
+    (`kdkeras.training.config.DEFAULT_PRESET`, the paper's schedule).
 
     Attributes:
       preset: "paper", "fast" or "smoke" (`kdkeras.training.config`).
@@ -57,8 +62,8 @@ class Settings:
         smoke turns it off. Numbers change only by float round-off.
     """
 
-    preset: str = "smoke"
-    seeds: tuple = (0,)
+    preset: str = DEFAULT_PRESET
+    seeds: tuple = (0, 1, 2)
     dataset: str = "synthetic"             # the CIFAR-100 tables' data
     data_dir: Optional[str] = None
     imagenet_data_dir: Optional[str] = None
@@ -68,7 +73,7 @@ class Settings:
     reuse_one_teacher: bool = False
     teacher_epochs: Optional[int] = None
     teachers_dir: Optional[str] = None
-    latency_repeats: int = 3
+    latency_repeats: int = LATENCY_REPEATS[DEFAULT_PRESET]
     dry_run: bool = False
     rows: tuple = ()
     verbose: int = 0
@@ -90,8 +95,10 @@ class Settings:
                              f"{', '.join(LATENCY_REPEATS)}.")
         smoke = preset == "smoke"
         seeds = seeds if seeds is not None else (1 if smoke else 3)
-        if seeds < 1:
-            raise ValueError(f"--seeds must be >= 1. Received: --seeds={seeds}.")
+        latency_repeats = LATENCY_REPEATS[preset] if latency_repeats is None else latency_repeats
+        for name, value in (("seeds", seeds), ("latency_repeats", latency_repeats)):
+            if value < 1:   # 0 is not "the preset's": None is
+                raise ValueError(f"--{name} must be >= 1. Received: --{name}={value}.")
         overrides = overrides or {}
         unknown = set(overrides) - set(OVERRIDE_NAMES)
         if unknown:
@@ -101,7 +108,7 @@ class Settings:
                    overrides=tuple((k, overrides[k]) for k in OVERRIDE_NAMES
                                    if overrides.get(k) is not None),
                    reuse_one_teacher=smoke if reuse_one_teacher is None else reuse_one_teacher,
-                   latency_repeats=latency_repeats or LATENCY_REPEATS[preset],
+                   latency_repeats=latency_repeats,
                    **{"optimize_graphs": not smoke, **values})
 
     @property

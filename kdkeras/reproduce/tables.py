@@ -56,33 +56,16 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional
 
+from kdkeras.models.registry import PAPER_PAIRS, Pair
+
 # What a row of a table is.
 TRAIN = "train"        # a model trained alone (teacher, assistant or student baseline)
 DISTILL = "distill"    # a student distilled from K teachers
 STAGES = "stages"      # multi-stage KD along a chain (each student teaches the next stage)
 
 
-@dataclasses.dataclass(frozen=True)
-class Pair:
-    """A teacher → student pair of the paper and the data it was reported on."""
-
-    key: str
-    teacher: str
-    student: str
-    family: str            # "cifar" (CIFAR-100 in the paper) or "imagenet64"
-    p1_depth: int          # the paper's full P1: cross-three, or cross-four for MobileNet
-    title: str
-    assistant: Optional[str] = None   # the two-stage middle model (ResNet-18)
-
-
-PAIRS: dict[str, Pair] = {
-    "vgg": Pair("vgg", "vgg11", "vgg6", "cifar", 3, "VGG-11 → VGG-6"),
-    "resnet": Pair("resnet", "resnet32", "resnet8", "cifar", 3, "ResNet-32 → ResNet-8"),
-    "mobilenet": Pair("mobilenet", "mobilenet16", "mobilenet9", "imagenet64", 4,
-                      "MobileNet-16 → MobileNet-9"),
-    "resnet50": Pair("resnet50", "resnet50", "resnet10", "cifar", 3,
-                     "ResNet-50 → (ResNet-18 →) ResNet-10", assistant="resnet18"),
-}
+# The pairs are the models registry's (`kdkeras.models.registry.PAPER_PAIRS`), listed once.
+PAIRS: dict[str, Pair] = PAPER_PAIRS
 
 
 @dataclasses.dataclass(frozen=True)

@@ -80,3 +80,37 @@ def test_seeding_shape_and_dtype():
 def test_bad_fill_mode_is_refused():
     with pytest.raises(ValueError, match="fill_mode"):
         augment_batch(tf.zeros((1, 4, 4, 3)), SEED, fill_mode="mirror")
+
+
+@pytest.mark.parametrize("rotation", [0.0, 20.0])
+def test_the_numpy_path_is_this_warp_but_on_the_border_a_rotated_shift_brings_in(rotation):
+    # kdkeras.data.numpy_data's documented difference: its Keras layers, given this path's
+    # draws (flip off), rotate then shift whole pixels as two resamplings. Where the shifted
+    # pixel's source lies inside the image the two agree to float round-off; the border the
+    # shift brings in is the reflection of the rotated image there, of the image here (the
+    # same when nothing is rotated).
+    import keras
+
+    from kdkeras.data.numpy_data import augmentation_layers
+
+    images = np.random.default_rng(0).integers(0, 256, (6, 16, 16, 3)).astype("float32")
+    seed = tf.constant([3, 4])
+    here = augment_batch(tf.constant(images), seed, shift=0.25, rotation=rotation,
+                         flip=False).numpy()
+    u = tf.random.stateless_uniform((6, 4), seed=seed, minval=-1.0, maxval=1.0).numpy()
+    shifts = np.round(u[:, :2] * 0.25 * 16).astype(int)            # (tx, ty) whole pixels
+    there, inside = [], np.zeros(here.shape, bool)
+    for image, (tx, ty), angle in zip(images, shifts, u[:, 2] * rotation):
+        layers = augmentation_layers(shift=0.25, rotation=rotation or 1.0, flip=False)
+        rotate, translate = layers.layers
+        rotate.factor = (-angle / 360.0,) * 2     # Keras turns the other way: same law
+        translate.height_lower = translate.height_upper = ty / 16
+        translate.width_lower = translate.width_upper = tx / 16
+        there.append(keras.ops.convert_to_numpy(layers(image[None], training=True))[0])
+        inside[len(there) - 1, max(ty, 0):16 + min(ty, 0), max(tx, 0):16 + min(tx, 0)] = True
+    error = np.abs(np.stack(there) - here)
+    assert error[inside].max() < 1e-3 and inside.mean() < 0.85     # a border was brought in
+    if rotation:
+        assert np.mean(error[~inside] > 1.0) > 0.9
+    else:
+        assert error[~inside].max() == 0.0

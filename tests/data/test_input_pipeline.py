@@ -111,3 +111,29 @@ def test_works_inside_keras_fit(splits):
     history = model.fit(ds, epochs=1, verbose=0, shuffle=False)
     assert np.isfinite(history.history["loss"][0])
     assert isinstance(ds, tf.data.Dataset)
+
+
+# sha256 (first 16 hex) of every batch's float32 pixels and int32 labels, recorded from
+# the pipeline before make_input_pipeline was split into its steps: the split (and any
+# later change) must hand out the same batches bit for bit, as finished runs saw them.
+PINNED_BATCHES = {
+    "train_epochs": (dict(training=True, batch_size=16, seed=7, epochs=3, initial_epoch=1),
+                     "b8d192f367fe4321"),
+    "train_subset_constant": (dict(training=True, batch_size=8, seed=2, subset=30, epochs=2,
+                                   fill_mode="constant", rotation=30.0), "57409e22c515e700"),
+    "train_no_aug": (dict(training=True, batch_size=16, seed=3, augment=False, epochs=1),
+                     "d0c60c11827c4a1d"),
+    "eval": (dict(training=False, batch_size=8), "8f464604e2a79ccd"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PINNED_BATCHES))
+def test_batches_are_those_pinned_bit_for_bit(splits, case):
+    import hashlib
+
+    options, expected = PINNED_BATCHES[case]
+    digest = hashlib.sha256()
+    for x, y in make_input_pipeline(splits.test if case == "eval" else splits.train, **options):
+        digest.update(x.numpy().tobytes())
+        digest.update(y.numpy().astype(np.int32).tobytes())
+    assert digest.hexdigest()[:16] == expected

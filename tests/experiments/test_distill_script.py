@@ -86,3 +86,121 @@ def test_a_finished_distillation_resumes_as_the_same_run(distilled):
     assert proc.returncode == 0, proc.stderr[-2000:]
     after = json.loads((distilled / "results.json").read_text())["history"]
     assert after == before
+
+
+# A value other than FSP's, per DistillConfig field but `method`: as a flag and as
+# JSON. A field added to DistillConfig without a flag fails here (the keys must be its fields).
+FIELD_VALUES = {
+    "feature_loss": ("rkd", "rkd"), "cross_depth": ("=2", [2]), "gram_weight": ("0.5", 0.5),
+    "gram_reduction": ("sum", "sum"), "pool": ("max", "max"), "use_kl": ("true", True),
+    "temperature": ("2.5", 2.5), "kl_weight": ("0.25", 0.25), "ce_weight": ("0.75", 0.75),
+    "feature_weight": ("2", 2.0), "beta_mode": ("inverted", "inverted"),
+    "beta_terms": ("feature", "feature"), "epoch_origin": ("1", 1),
+    "adapter_side": ("student", "student"), "always_adapt": ("true", True),
+    "rkd_distance_weight": ("5", 5.0), "rkd_angle_weight": ("7", 7.0), "svd_k": ("2", 2),
+    "fsp_mode": ("paper", "paper"), "init_stage_fraction": ("0.25", 0.25),
+    "teacher_precision": ("bfloat16", "bfloat16"), "teacher_weighting": ("closest", "closest"),
+    "ensemble_kl": ("kl_to_mean", "kl_to_mean"), "teacher_alignment": ("procrustes", "procrustes"),
+}
+
+# Parses each argument list with distill.py's flags, then resolves its DistillConfig.
+SPEC_DRIVER = """
+import dataclasses, json, sys
+sys.path.insert(0, "experiments")
+from absl import flags
+import distill
+from kdkeras.distill import method_config
+results = {}
+for name, args in json.loads(sys.argv[1]).items():
+    flags.FLAGS.unparse_flags()
+    flags.FLAGS(["distill.py", *args])
+    try:
+        method, options = distill.distill_spec()
+        config = dataclasses.asdict(method_config(method, **dict(options)))
+        results[name] = {"method": method, "options": options, "config": config}
+    except ValueError as err:
+        results[name] = {"error": str(err)}
+print("RESULTS " + json.dumps(results))
+"""
+
+
+def _specs(cases: dict) -> dict:
+    proc = subprocess.run([sys.executable, "-c", SPEC_DRIVER, json.dumps(cases)], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULTS "))
+    return json.loads(line[len("RESULTS "):])
+
+
+def test_every_distill_config_field_is_a_flag_and_a_json_field(tmp_path):
+    import dataclasses
+
+    from kdkeras.distill import DistillConfig, method_config
+
+    fields = [f.name for f in dataclasses.fields(DistillConfig) if f.name != "method"]
+    assert sorted(FIELD_VALUES) == sorted(fields)
+    cases = {}
+    for name, (flag, value) in FIELD_VALUES.items():
+        assert getattr(method_config("fsp"), name) != value, name   # it changes something
+        (tmp_path / f"{name}.json").write_text(json.dumps({name: value}))
+        cases[f"flag {name}"] = ["--method=fsp", f"--{name}={flag}"]
+        cases[f"json {name}"] = ["--method=fsp", f"--distill_config={tmp_path}/{name}.json"]
+    cases["none"] = ["--method=p1_p2", "--feature_loss=none"]
+    results = _specs(cases)
+    for name, (_, value) in FIELD_VALUES.items():
+        for how in ("flag", "json"):
+            got = results[f"{how} {name}"]
+            assert got.get("config", {}).get(name) == value, (how, name, got)
+            assert got["options"] == [[name, value]] and got["method"] == "fsp"
+    assert results["none"]["options"] == [["feature_loss", None]]
+
+
+def test_a_table_row_and_a_cli_run_are_the_same_distillation(tmp_path):
+    from kdkeras.reproduce import tables
+
+    rows = {f"{n}: {r.label}": r for n, t in tables.TABLES.items() for r in t.rows
+            if r.kind == tables.DISTILL}
+    cases = {}
+    for i, (key, row) in enumerate(rows.items()):
+        (tmp_path / f"{i}.json").write_text(json.dumps({"method": row.method,
+                                                        **dict(row.options)}))
+        cases[key] = [f"--distill_config={tmp_path}/{i}.json", "--teacher_precision=float32"]
+    results = _specs(cases)
+    for key, row in rows.items():
+        expected = json.loads(json.dumps([row.method, row.options]))
+        assert [results[key]["method"], results[key]["options"]] == expected, key
+    # A flag at its default is left out, as before the flag existed; a flag given wins.
+    plain = _specs({"ours": ["--method=ours", "--teacher_weighting=mean", "--use_kl=true"]})
+    assert plain["ours"]["options"] == [["use_kl", True]]
+
+
+def test_bad_distill_configs_are_one_clear_error_before_any_work(tmp_path):
+    files = {"unknown": {"method": "fsp", "cross_dept": 2, "temprature": 1.0},
+             "type": {"use_kl": "no", "svd_k": 1.5, "cross_depth": [2]},
+             "value": {"beta_mode": "sometimes"}, "list": [1, 2], "fsp": {"method": "fsp"}}
+    for name, content in files.items():
+        (tmp_path / f"{name}.json").write_text(json.dumps(content))
+    (tmp_path / "broken.json").write_text("{\"use_kl\": tru")
+    cases = {name: [f"--distill_config={tmp_path}/{name}.json"] for name in [*files, "broken"]}
+    cases["clash"] = [f"--distill_config={tmp_path}/fsp.json", "--method=ours"]
+    results = _specs(cases)
+    assert results["unknown"]["error"].endswith(
+        "unknown DistillConfig field(s) ['cross_dept', 'temprature']. Valid fields: method, "
+        "feature_loss, cross_depth, gram_weight, gram_reduction, pool, use_kl, temperature, "
+        "kl_weight, ce_weight, feature_weight, beta_mode, beta_terms, epoch_origin, "
+        "adapter_side, always_adapt, rkd_distance_weight, rkd_angle_weight, svd_k, fsp_mode, "
+        "teacher_precision, teacher_weighting, ensemble_kl, teacher_alignment, "
+        "init_stage_fraction.")
+    assert results["type"]["error"] == (
+        f"--distill_config={tmp_path}/type.json: wrong type of use_kl='no' (expected bool), "
+        "svd_k=1.5 (expected int).")
+    assert results["value"]["error"].startswith("Invalid beta_mode='sometimes' in DistillConfig")
+    assert "must hold a JSON object" in results["list"]["error"]
+    assert "not a readable JSON file" in results["broken"]["error"]
+    assert results["clash"]["error"] == ("--method=ours and --distill_config's method 'fsp' "
+                                         "disagree: give one.")
+    # Through the script: one line, exit status 2, nothing written.
+    proc = run_script("distill.py", f"--distill_config={tmp_path}/type.json",
+                      "--train_teachers=1", f"--workdir={tmp_path / 'w'}", *SMOKE)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr[-2000:]
+    assert proc.stderr.startswith("error: --distill_config=") and not (tmp_path / "w").exists()

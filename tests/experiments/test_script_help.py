@@ -53,11 +53,19 @@ def test_help_lists_own_and_shared_flags_only_without_tensorflow(script):
     assert listed == expected, (sorted(listed - expected), sorted(expected - listed))
     assert not any(name in listed for name in NOT_OURS)
     assert proc.stdout.rstrip().endswith("NO TENSORFLOW")
+    if "preset" in listed and script != "main":   # main.py's job has its own: demo
+        default = re.search(r"--preset: .*?\(default: '(\w+)'\)", proc.stdout, flags=re.S)
+        assert default.group(1) == "paper"        # kdkeras.training.config.DEFAULT_PRESET
 
 
-def test_preset_names_match_the_library():
+def test_preset_names_and_the_default_match_the_library():
     sys.path.insert(0, str(REPO / "experiments"))
     import common
-    from kdkeras.training.config import PRESET_NAMES
+    from kdkeras.reproduce import Settings
+    from kdkeras.training.config import DEFAULT_PRESET, PRESET_NAMES, TrainConfig, resolve_config
 
     assert common.PRESETS == PRESET_NAMES
+    assert common.DEFAULT_PRESET == DEFAULT_PRESET == "paper"
+    # One default everywhere: a config left at its defaults is the default preset's.
+    assert TrainConfig() == resolve_config(TrainConfig) == resolve_config(TrainConfig, "paper")
+    assert Settings() == Settings.for_preset(DEFAULT_PRESET, dataset="synthetic")

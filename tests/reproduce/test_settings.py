@@ -61,6 +61,7 @@ def test_smoke_defaults_test_plumbing_not_the_method():
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(seeds=0), "--seeds must be >= 1"),
+    (dict(latency_repeats=0), r"--latency_repeats must be >= 1. Received: --latency_repeats=0"),
     (dict(overrides={"learning_rate": 0.1}), "Unknown override"),
 ])
 def test_bad_settings_are_refused(kwargs, message):

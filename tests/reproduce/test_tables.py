@@ -148,3 +148,13 @@ def test_table_selection(text, expected):
 def test_unknown_table_is_refused():
     with pytest.raises(ValueError, match="Unknown table 21"):
         tables.parse_selection("21")
+
+
+def test_the_tables_pairs_are_the_model_registrys_listed_once():
+    from kdkeras import models
+
+    assert tables.PAIRS is models.PAPER_PAIRS
+    assert {t.pair for t in tables.TABLES.values()} == set(models.PAPER_PAIRS)
+    two_stage = tables.get(20).rows
+    assert {r.chain for r in two_stage if r.kind == tables.STAGES} == {
+        ("resnet50", "resnet18", "resnet10")}
