@@ -1,7 +1,7 @@
 """Runs (or reads back) the rows of the paper's tables and writes one file per table.
 
     from kdkeras.reproduce import Settings, reproduce
-    failed = reproduce([2, 5], Settings(preset="smoke"))   # -> results/table_2.json, ...
+    failed = reproduce([2, 5], Settings.for_preset("smoke", dataset="synthetic"))
 
 Each row of a table (`kdkeras.reproduce.tables`) is an ordinary run
 (`kdkeras.training.runs.run`) with its own directory under
