@@ -98,16 +98,15 @@ def parse_cross_depth(text):
 
 def distill_spec() -> tuple[str, tuple]:
     """(method, sorted DistillConfig overrides): --distill_config's, then the flags given."""
-    import dataclasses
-
     from kdkeras.distill import DistillConfig
+    from kdkeras.training.checkpoints import field_defaults
 
     options = read_distill_config(FLAGS.distill_config) if FLAGS.distill_config else {}
     method = options.pop("method", None)
     if FLAGS.method and method not in (None, FLAGS.method):
         raise ValueError(f"--method={FLAGS.method} and --distill_config's method {method!r} "
                          "disagree: give one.")
-    defaults = {f.name: f.default for f in dataclasses.fields(DistillConfig)}
+    defaults = field_defaults(DistillConfig)
     for name in defaults.keys() - {"method"}:
         value = getattr(FLAGS, name)
         if name == "cross_depth":
