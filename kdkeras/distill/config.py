@@ -24,6 +24,19 @@ BETA_TERMS = ("kl+feature", "feature")
 TEACHER_PRECISIONS = ("float32", "bfloat16", "int8_ahead")
 
 
+# A field's annotation -> the types its value may have and how an error names them.
+_TYPES = {"str": ((str,), "str"), "Optional[str]": ((str, type(None)), "str or None"),
+          "bool": ((bool,), "bool"), "int": ((int,), "int"), "float": ((int, float), "float"),
+          "Union[int, tuple]": ((int, tuple), "int or tuple")}
+
+
+def _expected_type(value, annotation: str):
+    """None if `value` fits the annotation, else its types (a bool is only a bool)."""
+    kinds, name = _TYPES[annotation]
+    ok = (bool in kinds) if isinstance(value, bool) else isinstance(value, kinds)
+    return None if ok else name
+
+
 @dataclasses.dataclass(frozen=True)
 class DistillConfig:
     """The loss configuration of a `Distiller`.
@@ -118,43 +131,38 @@ class DistillConfig:
     init_stage_fraction: float = 0.0
 
     def __post_init__(self):
-        def bad(field, allowed):
-            value = getattr(self, field)
-            raise ValueError(
-                f"Invalid {field}={value!r} in DistillConfig. Valid values: {allowed}.")
+        wrong = [f"{name}={value!r} (expected {expected})" for name, value, expected in (
+            (f.name, getattr(self, f.name), _expected_type(getattr(self, f.name), f.type))
+            for f in dataclasses.fields(self)) if expected]
+        if wrong:   # one message for every mistyped field (e.g. from a JSON file)
+            raise ValueError(f"DistillConfig: wrong type of {', '.join(wrong)}.")
+        from kdkeras.losses import FSP_MODES, GRAM_LOSS_REDUCTIONS
 
-        if self.feature_loss not in FEATURE_LOSSES:
-            bad("feature_loss", FEATURE_LOSSES)
-        if self.beta_mode not in BETA_MODES:
-            bad("beta_mode", BETA_MODES)
-        if self.beta_terms not in BETA_TERMS:
-            bad("beta_terms", BETA_TERMS)
-        if self.adapter_side not in ADAPTER_SIDES:
-            bad("adapter_side", ADAPTER_SIDES)
-        if self.pool not in ("avg", "max"):
-            bad("pool", ("avg", "max"))
-        from kdkeras.losses import GRAM_LOSS_REDUCTIONS
-
-        if self.gram_reduction not in GRAM_LOSS_REDUCTIONS:
-            bad("gram_reduction", GRAM_LOSS_REDUCTIONS)
+        for name, allowed in (("feature_loss", FEATURE_LOSSES), ("beta_mode", BETA_MODES),
+                              ("beta_terms", BETA_TERMS), ("adapter_side", ADAPTER_SIDES),
+                              ("pool", ("avg", "max")), ("gram_reduction", GRAM_LOSS_REDUCTIONS),
+                              ("teacher_precision", TEACHER_PRECISIONS),
+                              ("fsp_mode", tuple(FSP_MODES))):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"Invalid {name}={getattr(self, name)!r} in DistillConfig. "
+                                 f"Valid values: {allowed}.")
         fraction = self.init_stage_fraction
-        if (isinstance(fraction, bool) or not isinstance(fraction, (int, float))
-                or not 0 <= fraction < 1):
+        if not 0 <= fraction < 1:
             raise ValueError("DistillConfig.init_stage_fraction must be in [0, 1). "
                              f"Received: init_stage_fraction={fraction!r}.")
         if fraction and self.feature_loss is None:
             raise ValueError("DistillConfig.init_stage_fraction > 0 trains the feature term "
                              "alone first, and this config has none (feature_loss=None). "
                              f"Received: init_stage_fraction={fraction!r}.")
-        if self.teacher_precision not in TEACHER_PRECISIONS:
-            bad("teacher_precision", TEACHER_PRECISIONS)
         depths = (self.cross_depth,) if isinstance(self.cross_depth, int) else self.cross_depth
-        if not depths or any(not isinstance(d, int) or d < 1 for d in depths):
-            bad("cross_depth", "a positive int or a tuple of positive ints")
+        if not depths or any(isinstance(d, bool) or not isinstance(d, int) or d < 1
+                             for d in depths):
+            raise ValueError(f"Invalid cross_depth={self.cross_depth!r} in DistillConfig. Valid "
+                             "values: a positive int or a tuple of positive ints.")
         for name in ("gram_weight", "temperature", "kl_weight", "ce_weight",
                      "feature_weight", "rkd_distance_weight", "rkd_angle_weight"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or math.isnan(value) or value < 0:
+            if math.isnan(value) or value < 0:
                 raise ValueError(
                     f"DistillConfig.{name} must be a non-negative number. Received: {name}={value!r}.")
             if math.isinf(value):
@@ -162,10 +170,6 @@ class DistillConfig:
                     f"DistillConfig.{name} must be finite. Received: {name}={value!r}.")
         if self.temperature == 0:
             raise ValueError("DistillConfig.temperature must be > 0. Received: temperature=0.")
-        from kdkeras.losses import FSP_MODES
-
-        if self.fsp_mode not in FSP_MODES:
-            bad("fsp_mode", tuple(FSP_MODES))
         if self.svd_k < 1:
             raise ValueError(f"DistillConfig.svd_k must be >= 1. Received: svd_k={self.svd_k}.")
 

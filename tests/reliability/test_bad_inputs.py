@@ -187,6 +187,10 @@ CASES = [
      "DistillConfig.gram_weight must be finite. Received: gram_weight=inf."),
     ("infinite temperature", lambda w, s, t: _method("hinton", temperature=math.inf),
      "DistillConfig.temperature must be finite. Received: temperature=inf."),
+    ("mistyped switches", lambda w, s, t: _method("ours", use_kl=1, epoch_origin=True,
+                                                   temperature="2", feature_loss=3),
+     "DistillConfig: wrong type of feature_loss=3 (expected str or None), use_kl=1 (expected "
+     "bool), temperature='2' (expected float), epoch_origin=True (expected int)."),
     ("workdir that is a file", lambda w, s, t: _train(_a_file(w), s),
      "is a file, not a folder. Choose another --workdir."),
     ("workdir under a file", lambda w, s, t: _train(_a_file(w) / "run", s),
