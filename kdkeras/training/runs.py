@@ -98,28 +98,46 @@ def _strategy_scope(config: TrainConfig):
     return get_strategy(config.strategy).scope()
 
 
-@chief_writes  # strategy='multiworker': only the chief writes in config.workdir
-def train_model(config: TrainConfig, splits=None) -> dict:
-    """Trains (or resumes) `config.model` from scratch: the `student` method, no teachers."""
+def _checked_splits(config: TrainConfig, splits):
+    """The checks every run makes before any work; the splits (loaded if not given)."""
     models.spec(config.model)
     check_run_config(config)
     check_writable_dir(config.workdir, "--workdir")
-    if config.init_from:
-        check_init_from(config.init_from)
     splits = splits or load_data(config)
     _check_batch(config, splits)
+    return splits
+
+
+def _run_dir(config: TrainConfig) -> Path:
+    return prepare_run_dir(config.workdir, config.to_dict(), resume=config.resume,
+                           overwrite=config.overwrite, defaults=field_defaults(config))
+
+
+def _fit_new_model(config: TrainConfig, splits, run_dir, trainer_of, save_name: str,
+                   extra_results: dict) -> dict:
+    """Builds `config.model` from the seed, `trainer_of(model)` trains it in `run_dir`."""
+    keras.utils.set_random_seed(config.seed)  # the initial weights are the seed's
+    with _strategy_scope(config):
+        model = build_model(config.model, splits)
+        trainer = trainer_of(model)
+    return fit_in_run_dir(trainer, splits, config, run_dir, save_name=save_name,
+                          extra_results={**extra_results, **_normalization_record(model)})
+
+
+@chief_writes  # strategy='multiworker': only the chief writes in config.workdir
+def train_model(config: TrainConfig, splits=None) -> dict:
+    """Trains (or resumes) `config.model` from scratch: the `student` method, no teachers."""
+    if config.init_from:
+        check_init_from(config.init_from)
+    splits = _checked_splits(config, splits)
+
+    def trainer_of(model):
+        if config.init_from:   # a branched teacher (teacher_recipes): its parent's weights
+            initialise_from(model, config.init_from)
+        return Distiller(model, [], method_config("student"), weight_decay=config.weight_decay)
+
     with RunLock(config.workdir):   # one process at a time in a run directory
-        run_dir = prepare_run_dir(config.workdir, config.to_dict(), resume=config.resume,
-                                  overwrite=config.overwrite, defaults=field_defaults(config))
-        keras.utils.set_random_seed(config.seed)  # the initial weights are the seed's
-        with _strategy_scope(config):
-            model = build_model(config.model, splits)
-            if config.init_from:   # a branched teacher (teacher_recipes): its parent's weights
-                initialise_from(model, config.init_from)
-            trainer = Distiller(model, [], method_config("student"),
-                                weight_decay=config.weight_decay)
-        return fit_in_run_dir(trainer, splits, config, run_dir, save_name="model.keras",
-                   extra_results=_normalization_record(model))
+        return _fit_new_model(config, splits, _run_dir(config), trainer_of, "model.keras", {})
 
 
 def load_teacher(path, *, expected_model: str | None = None,
@@ -199,15 +217,11 @@ def distill_model(config: DistillRunConfig, splits=None, *,
     `allow_duplicate_teachers`: accept one checkpoint given more than once (with
     a warning), as the smoke reproduction does to test the K-teacher plumbing.
     """
-    models.spec(config.model)
     models.spec(config.teacher_model)
-    check_run_config(config)
     check_teacher_paths(config.teachers)
     check_duplicate_teacher_paths(config.teachers, allow_duplicate_teachers)
-    check_writable_dir(config.workdir, "--workdir")
     distill_config = method_config(config.method, **dict(config.distill_options))
-    splits = splits or load_data(config)
-    _check_batch(config, splits)
+    splits = _checked_splits(config, splits)
     teacher_paths = list(config.teachers)
     # Validate given checkpoints before any training starts.
     with _strategy_scope(config):
@@ -227,8 +241,7 @@ def distill_model(config: DistillRunConfig, splits=None, *,
 
 
 def _distill_in_run_dir(config, splits, distill_config, teachers, teacher_paths) -> dict:
-    run_dir = prepare_run_dir(config.workdir, config.to_dict(), resume=config.resume,
-                              overwrite=config.overwrite, defaults=field_defaults(config))
+    run_dir = _run_dir(config)
     for tcfg in teacher_configs(config):
         print(f"Training teacher {tcfg.model} (seed {tcfg.seed}) in {tcfg.workdir}", flush=True)
         train_model(tcfg, splits)
@@ -237,15 +250,12 @@ def _distill_in_run_dir(config, splits, distill_config, teachers, teacher_paths)
             teachers.append(load_teacher(teacher_paths[-1], expected_model=config.teacher_model))
     if distill_config.uses_teachers is False:
         teachers = []
-    keras.utils.set_random_seed(config.seed)  # the student's initial weights are the seed's
-    with _strategy_scope(config):
-        student = build_model(config.model, splits)
-        distiller = Distiller(student, teachers, distill_config, weight_decay=config.weight_decay)
     extra = {"method": config.method, "teacher_model": config.teacher_model,
-             "teachers": teacher_paths, "distill_config": dataclasses.asdict(distill_config),
-             **_normalization_record(student)}
-    return fit_in_run_dir(distiller, splits, config, run_dir, save_name="student.keras",
-                          extra_results=extra)
+             "teachers": teacher_paths, "distill_config": dataclasses.asdict(distill_config)}
+    return _fit_new_model(
+        config, splits, run_dir, lambda student: Distiller(
+            student, teachers, distill_config, weight_decay=config.weight_decay),
+        "student.keras", extra)
 
 
 # --------------------------------------------------------------------------- finished runs
