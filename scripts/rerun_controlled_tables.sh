@@ -12,7 +12,7 @@
 # their last epoch checkpoint (the engine always resumes; there is no --resume flag to
 # pass). Then it writes $RESULTS/table_<N>.json (each row: top-1 mean ± std over seeds,
 # the row it is compared with and the difference paired by seed with its 95% t interval,
-# kdkeras.reproduce.records) and $RESULTS/controlled.md (those numbers as tables).
+# kdkeras.reproduce.records) and $RESULTS/tables.md (those numbers as tables).
 #
 # Knobs (environment): TABLES, SEEDS, EPOCHS, DECAY (lr decay period), SUBSET, DATA,
 # TEACHERS, RESULTS, RUNS, PY; SMOKE=1 runs the same tables on synthetic data at the smoke
@@ -22,7 +22,7 @@
 #   scripts/gpu/run_on_gpu.sh --preset=fast --train_subset=10000 --seeds=0,1,2 \
 #     --table_rows=5,8,11,14,17 --teachers=<the three teachers-full model.keras, carried>
 # (resumed call after call from .carry/resume), then
-#   python scripts/gpu/collect_tables.py ... and scripts/summarise_controlled_tables.py.
+#   python scripts/gpu/collect_tables.py ... (which writes tables.md too).
 set -u
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -30,8 +30,10 @@ TABLES=${TABLES:-5,8,11,14,17}
 SEEDS=${SEEDS:-3}
 RESULTS=${RESULTS:-results/cifar10-jpeg/controlled}
 RUNS=${RUNS:-runs/reproduce-controlled}
+TITLE="Controlled re-runs (issue 15), ResNet-32 → ResNet-8 on CIFAR-10 (JPEG)"
 if [ "${SMOKE:-0}" = 1 ]; then
   SCALE=(--preset=smoke --dataset=synthetic)
+  TITLE="Controlled re-runs at smoke scale (synthetic data)"
 else
   SCALE=(--preset=fast --data_dir="${DATA:-../shared/data/cifar10-jpeg}"
          --train_subset="${SUBSET:-10000}" --epochs="${EPOCHS:-10}" --lr_decay_every="${DECAY:-5}"
@@ -40,4 +42,5 @@ fi
 mkdir -p "$RESULTS"
 $PY experiments/reproduce.py --table="$TABLES" --seeds="$SEEDS" "${SCALE[@]}" \
   --results_dir="$RESULTS" --runs_dir="$RUNS" || exit 1
-$PY scripts/summarise_controlled_tables.py "$RESULTS" --tables="$TABLES" > "$RESULTS/controlled.md"
+$PY scripts/render_tables.py "$RESULTS" --title="$TITLE" \
+  --intro="Every row against the row it differs from only in what its label names, paired by seed."

@@ -28,6 +28,35 @@ def mean_std(values: Sequence[float]) -> dict:
     return {"mean": mean, "std": std, "n": n, "values": values}
 
 
+# Student's t quantile t_{0.975, df} for the 95% interval of a mean over few seeds.
+_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
+         9: 2.262, 10: 2.228, 15: 2.131, 20: 2.086, 30: 2.042}
+
+
+def t975(df: int) -> float:
+    """t_{0.975, df} (the nearest tabulated df at or below; 1.96 past 30)."""
+    if df < 1:
+        raise ValueError(f"A t interval needs df >= 1. Received: df={df}")
+    return 1.96 if df > 30 else _T975[max(k for k in _T975 if k <= df)]
+
+
+def paired_difference(a_by_seed: dict, b_by_seed: dict, scale: float = 1.0) -> Optional[dict]:
+    """scale·(a − b) on the seeds both have: mean ± std (n − 1) and the 95% t interval.
+
+    `{"mean", "std", "n", "seeds", "per_seed", "ci95"}`; no interval with one
+    seed, None without a common seed.
+    """
+    seeds = sorted(set(a_by_seed) & set(b_by_seed))
+    if not seeds:
+        return None
+    stats = mean_std([scale * (a_by_seed[s] - b_by_seed[s]) for s in seeds])
+    n, std = stats["n"], stats["std"]
+    half = t975(n - 1) * std / math.sqrt(n) if n > 1 else None
+    return {"mean": stats["mean"], "std": std, "n": n, "seeds": seeds,
+            "per_seed": stats["values"],
+            "ci95": [stats["mean"] - half, stats["mean"] + half] if half is not None else None}
+
+
 def top1(results: Sequence[dict], key: str = "test_accuracy") -> dict:
     """`mean_std` of 100 × `key` over runs' results dicts (accuracy in percent)."""
     return mean_std([100.0 * r[key] for r in results if r.get(key) is not None])
@@ -52,4 +81,16 @@ def format_mean_std(stats: Optional[dict], digits: int = 2) -> str:
     text = f"{stats['mean']:.{digits}f}"
     if stats.get("std") is not None:
         text += f" ± {stats['std']:.{digits}f}"
+    return f"{text} (n={stats['n']})"
+
+
+def format_paired(stats: Optional[dict], digits: int = 2) -> str:
+    """'+1.20 ± 0.40 [+0.21, +2.19] (n=3)' for a `paired_difference`, or '—'."""
+    if not stats or stats.get("mean") is None:
+        return "—"
+    text = f"{stats['mean']:+.{digits}f}"
+    if stats.get("std") is not None:
+        text += f" ± {stats['std']:.{digits}f}"
+    if stats.get("ci95"):
+        text += f" [{stats['ci95'][0]:+.{digits}f}, {stats['ci95'][1]:+.{digits}f}]"
     return f"{text} (n={stats['n']})"

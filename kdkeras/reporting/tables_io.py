@@ -27,7 +27,7 @@ import os
 from pathlib import Path
 from typing import Optional
 
-from kdkeras.reporting.aggregate import format_mean_std
+from kdkeras.reporting.aggregate import format_mean_std, format_paired
 
 RESULTS_ENV = "KDKERAS_RESULTS_DIR"
 PAPER_FILE = "paper_reported.json"
@@ -187,12 +187,13 @@ def render_rows(record: dict, paper: Optional[dict] = None) -> str:
     top1_by_row = {f["row"]: f for f in figures.values() if f["kind"] == "top1"}
     gap_by_row = {f["row"]: f for f in figures.values() if f["kind"] == "gap"}
     lines = [f"| row | top-1 % (ours, mean ± std) | Δ vs {record['baseline']} (ours) "
+             "| Δ vs the row it differs from, paired by seed [95% CI] (ours) "
              "| top-1 % (paper) | Δ (paper) | gap: ours − paper Δ |",
-             "|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|"]
     for row in record["rows"]:
         label = row["label"] + ("" if row.get("in_paper", True) else " *(kdkeras addition)*")
         if row["status"] == "not_applicable":
-            lines.append(f"| {label} | n/a: {row.get('reason', '')} | | | | |")
+            lines.append(f"| {label} | n/a: {row.get('reason', '')} | | | | | |")
             continue
         ours = format_mean_std(row.get("top1"))
         if row["status"] == "error":
@@ -209,8 +210,10 @@ def render_rows(record: dict, paper: Optional[dict] = None) -> str:
             paper_gap = f"{p_gap['value']:+.2f} (vs {p_gap['over']})"
             ours_gap = _gap(record, row["label"], p_gap["over"])
             gap_gap = _pct(None if ours_gap is None else ours_gap - p_gap["value"], signed=True)
-        lines.append(f"| {label} | {ours} | {_pct(delta, signed=True)} | {paper_top1} | "
-                     f"{paper_gap} | {gap_gap} |")
+        paired = row.get("paired_vs_compared")
+        paired = f"{format_paired(paired)} vs {row['compared_with']}" if paired else "—"
+        lines.append(f"| {label} | {ours} | {_pct(delta, signed=True)} | {paired} | "
+                     f"{paper_top1} | {paper_gap} | {gap_gap} |")
     return "\n".join(lines)
 
 

@@ -6,7 +6,6 @@ notebooks read these records through `kdkeras.reporting.tables_io`.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Optional
 
@@ -15,10 +14,6 @@ from kdkeras.reproduce import tables as paper_tables
 from kdkeras.reproduce.settings import Settings
 from kdkeras.training.config import preset_values
 from kdkeras.training.provenance import provenance
-
-# Student's t quantile t_{0.975, df} for the 95% interval of a mean over few seeds.
-_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
-         9: 2.262, 10: 2.228, 15: 2.131, 20: 2.086, 30: 2.042}
 
 TEACHER_MODELS = frozenset(p.teacher for p in paper_tables.PAIRS.values())
 
@@ -31,31 +26,11 @@ def row_fields(row: paper_tables.Run) -> dict:
             "in_paper": row.in_paper}
 
 
-def t975(df: int) -> float:
-    """t_{0.975, df} (the nearest tabulated df at or below; 1.96 past 30)."""
-    if df < 1:
-        raise ValueError(f"A t interval needs df >= 1. Received: df={df}")
-    return 1.96 if df > 30 else _T975[max(k for k in _T975 if k <= df)]
-
-
 def paired_difference(runs: list[dict], other_runs: list[dict]) -> Optional[dict]:
-    """Top-1 of a row minus its comparison row's, paired by seed, in points.
-
-    The seeds both rows ran; mean ± std (n − 1) of the per-seed differences
-    and the 95% t interval of their mean (None with fewer than 2 seeds).
-    """
-    mine = {r["seed"]: r["test_accuracy"] for r in runs}
-    theirs = {r["seed"]: r["test_accuracy"] for r in other_runs}
-    seeds = sorted(set(mine) & set(theirs))
-    if not seeds:
-        return None
-    diffs = [100.0 * (mine[s] - theirs[s]) for s in seeds]
-    n = len(diffs)
-    mean = sum(diffs) / n
-    std = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1)) if n > 1 else None
-    half = t975(n - 1) * std / math.sqrt(n) if n > 1 else None
-    return {"mean": mean, "std": std, "n": n, "seeds": seeds, "per_seed": diffs,
-            "ci95": [mean - half, mean + half] if half is not None else None}
+    """Top-1 of a row minus its comparison row's, paired by seed, in points
+    (`aggregate.paired_difference`)."""
+    return aggregate.paired_difference({r["seed"]: r["test_accuracy"] for r in runs},
+                                       {r["seed"]: r["test_accuracy"] for r in other_runs}, 100.0)
 
 
 def run_record(seed: int, results: dict) -> dict:

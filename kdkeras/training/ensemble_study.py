@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from kdkeras.reporting.aggregate import mean_std
+from kdkeras.reporting.aggregate import mean_std, paired_difference
 
 # name → DistillConfig overrides of `ours` (docs/ensemble.md describes each).
 VARIANTS: dict[str, tuple] = {
@@ -34,31 +33,8 @@ VARIANTS: dict[str, tuple] = {
     "kl_to_mean": (("ensemble_kl", "kl_to_mean"),),
 }
 
-# Two-sided 95 % Student-t quantiles t_{0.975, n−1} for n = 2..10 seeds.
-_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
-         9: 2.262}
-
-
 def run_dir(root, variant: str, k: int, seed: int) -> Path:
     return Path(root) / variant / f"K{k}-s{seed}"
-
-
-def paired_difference(a_by_seed: dict, b_by_seed: dict) -> dict:
-    """a − b on the seeds both have: mean, sample std and the 95 % t-interval of the mean.
-
-    Values in percentage points. The interval is mean ± t_{0.975,n−1}·std/√n
-    (None for fewer than 2 seeds; n up to 10).
-    """
-    seeds = sorted(set(a_by_seed) & set(b_by_seed))
-    stats = mean_std([a_by_seed[s] - b_by_seed[s] for s in seeds])
-    stats["seeds"] = seeds
-    n = stats["n"]
-    if n >= 2 and n - 1 in _T975:
-        half = _T975[n - 1] * stats["std"] / math.sqrt(n)
-        stats["ci95"] = [stats["mean"] - half, stats["mean"] + half]
-    else:
-        stats["ci95"] = None
-    return stats
 
 
 def run_study(base, teachers: Sequence[str], *, variants: Sequence[str], seeds: Sequence[int],
@@ -117,6 +93,7 @@ def summarise(root, variants: Sequence[str], seeds: Sequence[int],
             "options": [list(o) for o in VARIANTS.get(variant, ())],
             **by_k,
             f"K{hi}_minus_K{lo}": paired_difference(by_k[f"K{hi}"]["by_seed"],
-                                                    by_k[f"K{lo}"]["by_seed"]),
+                                                    by_k[f"K{lo}"]["by_seed"])
+            or {"mean": None, "std": None, "n": 0, "seeds": [], "ci95": None},   # not yet run
         }
     return out

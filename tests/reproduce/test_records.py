@@ -4,6 +4,7 @@ import math
 
 import pytest
 
+from kdkeras.reporting import aggregate
 from kdkeras.reproduce import records
 
 
@@ -31,7 +32,7 @@ def test_paired_difference_of_one_seed_has_no_interval_and_none_without_common_s
 
 @pytest.mark.parametrize("df, t", [(1, 12.706), (2, 4.303), (12, 2.228), (40, 1.96)])
 def test_t_quantiles(df, t):
-    assert records.t975(df) == t
+    assert aggregate.t975(df) == t
 
 
 def _run(epochs, decay, subset, num_train):

@@ -46,8 +46,9 @@ def test_the_rerun_recipe_writes_paired_intervals_and_resumes(tmp_path):
     assert rows["FSP, joint (one stage)"]["compared_with"] == "FSP"
     assert rows["Student alone (resnet8)"]["paired_vs_compared"] is None
     assert record["headline_paired"]["n"] == 2
-    summary = (tmp_path / "results" / "controlled.md").read_text()
-    assert "| FSP, joint (one stage) * |" in summary and "95% CI" in summary
+    summary = (tmp_path / "results" / "tables.md").read_text()
+    assert "| FSP, joint (one stage) *(kdkeras addition)* |" in summary
+    assert "paired by seed [95% CI]" in summary and " vs FSP |" in summary
     # Again: every run is read back, nothing trains, the file is the same.
     second = _recipe(tmp_path)
     assert second.returncode == 0, second.stderr[-3000:]
