@@ -74,21 +74,12 @@ def compact_history(history: Sequence[dict]) -> list[dict]:
     return [{k: row[k] for k in HISTORY_KEYS if k in row} for row in history]
 
 
-def format_mean_std(stats: Optional[dict], digits: int = 2) -> str:
-    """'66.67 ± 0.31 (n=3)', '66.67 (n=1)' or '—'."""
+def format_mean_std(stats: Optional[dict], digits: int = 2, signed: bool = False) -> str:
+    """'66.67 ± 0.31 (n=3)', '66.67 (n=1)' or '—'; a `paired_difference` with
+    `signed=True`: '+1.20 ± 0.40 [+0.21, +2.19] (n=3)' (its 95% interval)."""
     if not stats or stats.get("mean") is None:
         return "—"
-    text = f"{stats['mean']:.{digits}f}"
-    if stats.get("std") is not None:
-        text += f" ± {stats['std']:.{digits}f}"
-    return f"{text} (n={stats['n']})"
-
-
-def format_paired(stats: Optional[dict], digits: int = 2) -> str:
-    """'+1.20 ± 0.40 [+0.21, +2.19] (n=3)' for a `paired_difference`, or '—'."""
-    if not stats or stats.get("mean") is None:
-        return "—"
-    text = f"{stats['mean']:+.{digits}f}"
+    text = f"{stats['mean']:{'+' if signed else ''}.{digits}f}"
     if stats.get("std") is not None:
         text += f" ± {stats['std']:.{digits}f}"
     if stats.get("ci95"):
