@@ -1,8 +1,9 @@
 """The P3 ensemble study of issue 16: every variant at K=1 and K=3 over seeds, paired by seed.
 
 Each variant is a set of `DistillConfig` overrides of the paper's full method
-(`ours`); its K=1 twin uses teacher 0 alone with the same overrides, so the
-paired difference K=3 − K=1 on one seed (same initial student, same data
+(`ours`); its K=1 twin uses teacher 0 alone with the same overrides (for the
+variants those overrides do nothing to with one teacher, `SAME_AS_OURS_AT_K1`,
+that run is `ours`' own K=1 run, run once), so the paired difference K=3 − K=1 on one seed (same initial student, same data
 order) isolates what the other K−1 teachers add under that variant:
 
     python experiments/ensemble.py --teachers=T0,T1,T2 --teacher_set=independent \
@@ -33,7 +34,16 @@ VARIANTS: dict[str, tuple] = {
     "kl_to_mean": (("ensemble_kl", "kl_to_mean"),),
 }
 
+# Variants whose options do nothing with one teacher: their K=1 twin is `ours`' K=1 run
+# (teacher 0 aligned onto itself is I; one teacher's weight is 1, closest or by
+# confidence). tests/experiments/test_ensemble_study.py checks the weights are bit-identical.
+SAME_AS_OURS_AT_K1 = ("aligned", "confidence", "closest")
+
+
 def run_dir(root, variant: str, k: int, seed: int) -> Path:
+    """`root/<variant>/K<k>-s<seed>`; `ours`' for the K=1 twin of `SAME_AS_OURS_AT_K1`."""
+    if k == 1 and variant in SAME_AS_OURS_AT_K1:
+        variant = "ours"
     return Path(root) / variant / f"K{k}-s{seed}"
 
 
@@ -57,9 +67,11 @@ def run_study(base, teachers: Sequence[str], *, variants: Sequence[str], seeds: 
     for variant in variants:
         for k in ks:
             for seed in seeds:
+                shared = k == 1 and variant in SAME_AS_OURS_AT_K1   # `ours`' run, read back
                 config = dataclasses.replace(
                     base, method="ours", teachers=tuple(str(t) for t in teachers[:k]),
-                    train_teachers=0, seed=seed, distill_options=VARIANTS[variant],
+                    train_teachers=0, seed=seed, distill_options=VARIANTS["ours" if shared
+                                                                          else variant],
                     workdir=str(run_dir(root, variant, k, seed)), resume=True, overwrite=False)
                 print(f"ensemble study: {variant} K={k} seed {seed} -> {config.workdir}",
                       flush=True)
@@ -91,6 +103,7 @@ def summarise(root, variants: Sequence[str], seeds: Sequence[int],
             by_k[f"K{k}"] = {**mean_std(list(top1.values())), "by_seed": top1}
         out["variants"][variant] = {
             "options": [list(o) for o in VARIANTS.get(variant, ())],
+            "k1_twin": "ours" if variant in SAME_AS_OURS_AT_K1 else variant,
             **by_k,
             f"K{hi}_minus_K{lo}": paired_difference(by_k[f"K{hi}"]["by_seed"],
                                                     by_k[f"K{lo}"]["by_seed"])

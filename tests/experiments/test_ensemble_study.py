@@ -6,11 +6,13 @@ calls); then notebooks/08_ensemble.ipynb executes headless on that summary and
 on the committed teacher-similarity measurement.
 """
 
+import dataclasses
 import json
 import math
 import os
 import shutil
 
+import keras
 import nbformat
 import pytest
 from nbclient import NotebookClient
@@ -56,6 +58,34 @@ def test_summary_pairs_each_k2_run_with_its_k1_twin(study):
     config = json.loads((run_dir(root / "runs", "aligned", 2, 1) / "results.json").read_text())
     assert config["distill_config"]["teacher_alignment"] == "procrustes"
     assert len(config["teachers"]) == 2 and config["config"]["seed"] == 1
+
+
+def test_variants_sharing_ours_k1_run_train_the_same_student_with_one_teacher(study):
+    # SAME_AS_OURS_AT_K1 lets the study run their K=1 twin once, as `ours`: each trained
+    # with its own options at K=1 gives bit-identical weights and history.
+    import numpy as np
+
+    from kdkeras.training.ensemble_study import SAME_AS_OURS_AT_K1, VARIANTS
+    from kdkeras.training.runs import run
+
+    root, _ = study
+    base = resolve_config(DistillRunConfig, "smoke", "synthetic", model="resnet8",
+                          teacher_model="resnet8", verbose=0, method="ours", seed=1,
+                          teachers=(str(root / "teacher-0" / "model.keras"),))
+    splits = load_dataset("synthetic", None)
+    own = {v: run(dataclasses.replace(base, distill_options=VARIANTS[v],
+                                      workdir=str(root / "own-k1" / v)), splits)
+           for v in SAME_AS_OURS_AT_K1}
+    ours_dir = run_dir(root / "runs", "ours", 1, 1)
+    ours = json.loads((ours_dir / "results.json").read_text())
+    untimed = lambda history: [{k: v for k, v in e.items() if k != "seconds"} for e in history]
+    weights = lambda d: keras.saving.load_model(d / "student.keras", compile=False).get_weights()
+    for variant, results in own.items():
+        assert run_dir(root / "runs", variant, 1, 1) == ours_dir
+        assert results["distill_config"] != ours["distill_config"]      # other options...
+        assert untimed(results["history"]) == untimed(ours["history"]), variant  # same run
+        for a, b in zip(weights(root / "own-k1" / variant), weights(ours_dir)):
+            np.testing.assert_array_equal(a, b)
 
 
 def test_paired_difference_by_hand():
