@@ -1,7 +1,7 @@
 """The P3 ensemble study (issue 16, docs/ensemble.md): each variant at K=1 and K=3 over seeds.
 
     python experiments/ensemble.py --preset=fast --data_dir=../shared/data/cifar10-jpeg \
-        --train_subset=10000 --epochs=12 --lr_decay_every=5 \
+        --train_subset=10000 --epochs=10 --lr_decay_every=5 \
         --teachers=results/cifar10-jpeg/teachers-full/resnet32-s0/model.keras,...s1...,...s2... \
         --teacher_set=independent --variants=ours,adapters,aligned,confidence,closest,kl_to_mean \
         --seeds=0,1,2 --root=runs/ensemble/independent \
