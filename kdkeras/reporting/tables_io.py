@@ -211,7 +211,8 @@ def render_rows(record: dict, paper: Optional[dict] = None) -> str:
             ours_gap = _gap(record, row["label"], p_gap["over"])
             gap_gap = _pct(None if ours_gap is None else ours_gap - p_gap["value"], signed=True)
         paired = row.get("paired_vs_compared")
-        paired = f"{format_mean_std(paired, signed=True)} vs {row['compared_with']}" if paired else "—"
+        paired = (f"{format_mean_std(paired, signed=True)} vs {row['compared_with']}"
+                  if paired else "—")
         lines.append(f"| {label} | {ours} | {_pct(delta, signed=True)} | {paired} | "
                      f"{paper_top1} | {paper_gap} | {gap_gap} |")
     return "\n".join(lines)

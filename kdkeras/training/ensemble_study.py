@@ -3,8 +3,9 @@
 Each variant is a set of `DistillConfig` overrides of the paper's full method
 (`ours`); its K=1 twin uses teacher 0 alone with the same overrides (for the
 variants those overrides do nothing to with one teacher, `SAME_AS_OURS_AT_K1`,
-that run is `ours`' own K=1 run, run once), so the paired difference K=3 − K=1 on one seed (same initial student, same data
-order) isolates what the other K−1 teachers add under that variant:
+that run is `ours`' own K=1 run, run once), so the paired difference K=3 − K=1
+on one seed (same initial student, same data order) isolates what the other
+K−1 teachers add under that variant:
 
     python experiments/ensemble.py --teachers=T0,T1,T2 --teacher_set=independent \
         --variants=ours,aligned --seeds=0,1,2 --root=runs/ensemble/independent \
