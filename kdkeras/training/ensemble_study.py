@@ -85,6 +85,7 @@ def summarise(root, variants: Sequence[str], seeds: Sequence[int],
     """Top-1 per (variant, K) over seeds and each variant's paired K_max − K_min difference."""
     out = {"variants": {}, "scale": None, "ks": list(ks)}
     lo, hi = min(ks), max(ks)
+    commits = set()
     for variant in variants:
         by_k = {}
         for k in ks:
@@ -95,12 +96,15 @@ def summarise(root, variants: Sequence[str], seeds: Sequence[int],
                     continue
                 results = json.loads(path.read_text())
                 top1[seed] = 100.0 * results["test_accuracy"]
+                commits.add(results["provenance"].get("git_commit"))
                 if out["scale"] is None:
                     prov = results["provenance"]
                     out["scale"] = {key: prov.get(key) for key in (
                         "dataset", "num_train", "num_test", "epochs", "preset")}
                     out["scale"]["device"] = prov["machine"].get("device")
                     out["scale"]["git_commit"] = prov.get("git_commit")
+                    out["scale"].update({key: results["config"].get(key) for key in (
+                        "lr_decay_every", "batch_size", "train_subset")})
             by_k[f"K{k}"] = {**mean_std(list(top1.values())), "by_seed": top1}
         out["variants"][variant] = {
             "options": [list(o) for o in VARIANTS.get(variant, ())],
@@ -110,4 +114,6 @@ def summarise(root, variants: Sequence[str], seeds: Sequence[int],
                                                     by_k[f"K{lo}"]["by_seed"])
             or {"mean": None, "std": None, "n": 0, "seeds": [], "ci95": None},   # not yet run
         }
+    if out["scale"] is not None:   # the code each run ran at (a study may span commits)
+        out["scale"]["run_commits"] = sorted(commits - {None})
     return out

@@ -46,6 +46,9 @@ def study(tmp_path_factory):
 def test_summary_pairs_each_k2_run_with_its_k1_twin(study):
     root, summary = study
     assert summary["scale"]["dataset"] == "synthetic" and summary["scale"]["epochs"] == 1
+    assert summary["scale"]["run_commits"] == [summary["scale"]["git_commit"]]
+    config = json.loads((run_dir(root / "runs", "ours", 1, 0) / "results.json").read_text())
+    assert summary["scale"]["lr_decay_every"] == config["config"]["lr_decay_every"] is not None
     for variant in ("ours", "aligned"):
         top1 = {(k, s): 100 * json.loads((run_dir(root / "runs", variant, k, s) / "results.json")
                                          .read_text())["test_accuracy"]
