@@ -41,11 +41,14 @@ VARIANTS: dict[str, tuple] = {
 SAME_AS_OURS_AT_K1 = ("aligned", "confidence", "closest")
 
 
+def run_variant(variant: str, k: int) -> str:
+    """Whose run `variant` at K=k is: `ours` for the K=1 twin of `SAME_AS_OURS_AT_K1`."""
+    return "ours" if k == 1 and variant in SAME_AS_OURS_AT_K1 else variant
+
+
 def run_dir(root, variant: str, k: int, seed: int) -> Path:
-    """`root/<variant>/K<k>-s<seed>`; `ours`' for the K=1 twin of `SAME_AS_OURS_AT_K1`."""
-    if k == 1 and variant in SAME_AS_OURS_AT_K1:
-        variant = "ours"
-    return Path(root) / variant / f"K{k}-s{seed}"
+    """`root/<run_variant>/K<k>-s<seed>`."""
+    return Path(root) / run_variant(variant, k) / f"K{k}-s{seed}"
 
 
 def run_study(base, teachers: Sequence[str], *, variants: Sequence[str], seeds: Sequence[int],
@@ -68,11 +71,10 @@ def run_study(base, teachers: Sequence[str], *, variants: Sequence[str], seeds: 
     for variant in variants:
         for k in ks:
             for seed in seeds:
-                shared = k == 1 and variant in SAME_AS_OURS_AT_K1   # `ours`' run, read back
                 config = dataclasses.replace(
                     base, method="ours", teachers=tuple(str(t) for t in teachers[:k]),
-                    train_teachers=0, seed=seed, distill_options=VARIANTS["ours" if shared
-                                                                          else variant],
+                    train_teachers=0, seed=seed,
+                    distill_options=VARIANTS[run_variant(variant, k)],
                     workdir=str(run_dir(root, variant, k, seed)), resume=True, overwrite=False)
                 print(f"ensemble study: {variant} K={k} seed {seed} -> {config.workdir}",
                       flush=True)
@@ -108,7 +110,7 @@ def summarise(root, variants: Sequence[str], seeds: Sequence[int],
             by_k[f"K{k}"] = {**mean_std(list(top1.values())), "by_seed": top1}
         out["variants"][variant] = {
             "options": [list(o) for o in VARIANTS.get(variant, ())],
-            "k1_twin": "ours" if variant in SAME_AS_OURS_AT_K1 else variant,
+            "k1_twin": run_variant(variant, 1),
             **by_k,
             f"K{hi}_minus_K{lo}": paired_difference(by_k[f"K{hi}"]["by_seed"],
                                                     by_k[f"K{lo}"]["by_seed"])
