@@ -7,7 +7,8 @@
 The results directory is `$KDKERAS_RESULTS_DIR` if set. Otherwise it is found in
 `results/` of the current directory (else of the kdkeras checkout): the first
 of its `REAL_TABLES` folders that holds table files (the real runs of this
-workplace on CIFAR-10 JPEG, strongest scale first), else `results/` itself.
+workplace on CIFAR-10 JPEG: the controlled re-runs, then the strongest scale
+first), else `results/` itself.
 Table N is read from the first `REAL_TABLES` folder that holds `table_N.json`
 (each table at the strongest scale it was run at, its scale stated in its
 record), else from the results directory. The paper's figures come from `paper_reported.json` in the results
@@ -31,11 +32,14 @@ from kdkeras.reporting.aggregate import format_mean_std
 
 RESULTS_ENV = "KDKERAS_RESULTS_DIR"
 PAPER_FILE = "paper_reported.json"
-# The real tables of this workplace, the strongest scale first: the full data on a
-# lent GPU (scripts/gpu/collect_tables.py), then 10,000 images on CPU with the
-# full-data teachers, then with the weak teachers (scripts/reproduce_cifar10_resnet.sh).
-REAL_TABLES = (Path("cifar10-jpeg") / "gpu-tables", Path("cifar10-jpeg") / "tables-t80",
-               Path("cifar10-jpeg") / "tables")
+# The real tables of this workplace. First the controlled re-runs (issue 15,
+# scripts/rerun_controlled_tables.sh): their rows differ from the row they are
+# compared with only in what the label names, so they replace any older file of the
+# same table whatever its scale. Then, for tables not yet re-run, the strongest scale
+# first: the full data on a lent GPU (scripts/gpu/collect_tables.py), 10,000 images on
+# CPU with the full-data teachers, then with the weak ones (reproduce_cifar10_resnet.sh).
+REAL_TABLES = (Path("cifar10-jpeg") / "controlled", Path("cifar10-jpeg") / "gpu-tables",
+               Path("cifar10-jpeg") / "tables-t80", Path("cifar10-jpeg") / "tables")
 _REPO_RESULTS = Path(__file__).resolve().parents[2] / "results"
 
 

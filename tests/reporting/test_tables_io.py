@@ -36,6 +36,13 @@ def test_results_default_to_the_real_tables_once_they_exist(workdir):
     assert tables_io.load_table(2) == {"table": 2, "scale": "gpu"}
     assert tables_io.load_table(3) is None
     assert tables_io.table_path(3) == tables_io.Path("results/cifar10-jpeg/gpu-tables/table_3.json")
+    # A controlled re-run (rows differing only in their labels) replaces any scale's file.
+    controlled = workdir / "results" / "cifar10-jpeg" / "controlled"
+    controlled.mkdir()
+    (controlled / "table_5.json").write_text(json.dumps({"table": 5, "scale": "controlled"}))
+    assert tables_io.load_table(5) == {"table": 5, "scale": "controlled"}
+    assert tables_io.load_table(2) == {"table": 2, "scale": "gpu"}
+    assert tables_io.results_dir() == tables_io.Path("results/cifar10-jpeg/controlled")
 
 
 def test_the_environment_and_an_explicit_path_win(workdir, monkeypatch):
