@@ -10,8 +10,8 @@ of its `REAL_TABLES` folders that holds table files (the real runs of this
 workplace on CIFAR-10 JPEG: the controlled re-runs, then the strongest scale
 first), else `results/` itself.
 Table N is read from the first `REAL_TABLES` folder that holds `table_N.json`
-(each table at the strongest scale it was run at, its scale stated in its
-record), else from the results directory. The paper's figures come from `paper_reported.json` in the results
+(its controlled re-run if there is one, else the strongest scale it was run at;
+its scale stated in its record), else from the results directory. The paper's figures come from `paper_reported.json` in the results
 directory, else from `results/`.
 A missing or partial table is reported in words, never as an exception, so the
 notebooks run whatever has been reproduced so far.
