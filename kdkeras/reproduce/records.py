@@ -12,7 +12,8 @@ from typing import Optional
 from kdkeras.reporting import aggregate
 from kdkeras.reproduce import tables as paper_tables
 from kdkeras.reproduce.settings import Settings
-from kdkeras.training.config import preset_values
+from kdkeras.training.config import preset_label
+from kdkeras.training.config import schedule_record as config_schedule_record
 from kdkeras.training.provenance import provenance
 
 TEACHER_MODELS = frozenset(p.teacher for p in paper_tables.PAIRS.values())
@@ -106,37 +107,20 @@ def scale_record(settings: Settings, table: paper_tables.Table, rows: list[dict]
              "epochs": first["epochs"] if first else None,
              "batch_size": first["batch_size"] if first else None}
     schedule = schedule_record(data.get("dataset") or dataset, first)
-    if settings.preset == "paper" and schedule["name"] != "paper":
-        scale["preset"] = "paper-shortened"   # never "paper" for another schedule
+    scale["preset"] = preset_label(settings.preset, schedule)
     scale["schedule"] = schedule
     return {**scale, "provenance": provenance(**scale)}
 
 
 def schedule_record(dataset: str, run: Optional[dict]) -> dict:
-    """The students' schedule itself, and whether it is the paper's ("paper") or not ("shortened").
-
-    The paper's: its preset's epochs, learning-rate decay and batch on all the
-    training images (`kdkeras.training.config`); anything else is named
-    "shortened" and described.
-    """
+    """The students' schedule as a finished run recorded it (`kdkeras.training.config.schedule_record`)."""
     if run is None:
         return {"name": None, "description": "no finished run"}
-    paper = preset_values("paper", dataset)
     data = run.get("data") or {}
-    record = {"epochs": run.get("epochs"), "lr_decay_every": run.get("lr_decay_every"),
-              "lr_decay_factor": 0.1, "batch_size": run.get("batch_size"),
-              "train_images": data.get("num_train"), "test_images": data.get("num_test"),
-              "train_subset": run.get("train_subset")}
-    same = (record["epochs"] == paper["epochs"] and record["batch_size"] == paper["batch_size"]
-            and record["lr_decay_every"] == paper["lr_decay_every"]
-            and record["train_subset"] is None)
-    record["name"] = "paper" if same else "shortened"
-    record["description"] = (
-        f"{record['epochs']} epochs, lr ×0.1 every {record['lr_decay_every']}, batch "
-        f"{record['batch_size']}, {record['train_images']} training images"
-        + ("" if same else f" (the paper: {paper['epochs']} epochs, ×0.1 every "
-                           f"{paper['lr_decay_every']}, batch {paper['batch_size']}, all images)"))
-    return record
+    return config_schedule_record(
+        dataset, epochs=run.get("epochs"), lr_decay_every=run.get("lr_decay_every"),
+        batch_size=run.get("batch_size"), train_subset=run.get("train_subset"),
+        num_train=data.get("num_train"), num_test=data.get("num_test"))
 
 
 def _portable(path):

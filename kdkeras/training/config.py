@@ -57,6 +57,35 @@ def preset_values(preset: str, dataset: str) -> dict:
     return dict(_PRESETS[family][preset])
 
 
+def schedule_record(dataset: str, *, epochs, lr_decay_every, batch_size, train_subset,
+                    num_train, num_test, lr_decay_factor: float = 0.1) -> dict:
+    """A run's schedule, named "paper" only when it is the paper's, else "shortened".
+
+    The paper's: its preset's epochs, learning-rate decay and batch on all the
+    training images; anything else is named "shortened" and described beside the
+    paper's, so that no result file calls a shortened schedule the paper's.
+    """
+    paper = preset_values("paper", dataset)
+    record = {"epochs": epochs, "lr_decay_every": lr_decay_every,
+              "lr_decay_factor": lr_decay_factor, "batch_size": batch_size,
+              "train_images": num_train, "test_images": num_test, "train_subset": train_subset}
+    same = (epochs == paper["epochs"] and batch_size == paper["batch_size"]
+            and lr_decay_every == paper["lr_decay_every"] and train_subset is None
+            and math.isclose(lr_decay_factor, 0.1))
+    record["name"] = "paper" if same else "shortened"
+    record["description"] = (
+        f"{epochs} epochs, lr ×{lr_decay_factor:g} every {lr_decay_every}, batch "
+        f"{batch_size}, {num_train} training images"
+        + ("" if same else f" (the paper: {paper['epochs']} epochs, ×0.1 every "
+                           f"{paper['lr_decay_every']}, batch {paper['batch_size']}, all images)"))
+    return record
+
+
+def preset_label(preset: str, schedule: dict) -> str:
+    """The preset a result file records: never "paper" for a schedule that is not the paper's."""
+    return "paper-shortened" if preset == "paper" and schedule["name"] != "paper" else preset
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """One training run. Defaults are `DEFAULT_PRESET`'s schedule on CIFAR (the paper's values)."""

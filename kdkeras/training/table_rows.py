@@ -19,11 +19,11 @@ import keras
 
 from kdkeras import models
 from kdkeras.distill import Distiller, init_stage, method_config
-from kdkeras.training.config import DistillRunConfig, TrainConfig
+from kdkeras.training.config import DistillRunConfig, TrainConfig, preset_label
 from kdkeras.training.runs import StudentRun
 from kdkeras.training.provenance import provenance, write_json_atomic
 from kdkeras.training.table_engine import EngineRow
-from kdkeras.training.trainer import make_optimizer, save_model_atomic
+from kdkeras.training.trainer import make_optimizer, run_schedule, save_model_atomic
 
 
 def build_rows(runs: Sequence[StudentRun], teachers: Sequence[keras.Model],
@@ -89,6 +89,7 @@ def write_row_results(engine, history: dict, root, config: TrainConfig, *, scale
         d = row.distiller
         saved = save_model_atomic(d.student, run_dir / "student.keras")
         rows_history = history[row.name]
+        schedule = run_schedule(dataclasses.replace(config, epochs=len(rows_history)), scale)
         results = {
             "model": d.student.name, "row": row.name, "method": d.config.method,
             "num_teachers": len(d.teachers) if d.has_kd else 0,
@@ -99,8 +100,8 @@ def write_row_results(engine, history: dict, root, config: TrainConfig, *, scale
             "epochs": len(rows_history), "saved_model": saved.name,
             "data_path": "device (kdkeras.data.device_batches, table engine)",
             "distill_config": dataclasses.asdict(d.config), "config": config.to_dict(),
-            "history": rows_history, **(extra or {}),
-            "provenance": provenance(preset=config.preset, seed=row.seed,
+            "history": rows_history, **(extra or {}), "schedule": schedule,
+            "provenance": provenance(preset=preset_label(config.preset, schedule), seed=row.seed,
                                      epochs=len(rows_history), **scale),
         }
         write_json_atomic(run_dir / "results.json", results)

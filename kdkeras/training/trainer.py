@@ -18,7 +18,7 @@ import keras
 from kdkeras.data.numpy_data import ArrayBatches, ArraySplits
 from kdkeras.training.checkpoints import EpochCheckpoint, restore_latest, write_atomic
 from kdkeras.training.guards import NonFiniteGuard, SignalStop
-from kdkeras.training.config import TrainConfig
+from kdkeras.training.config import TrainConfig, preset_label, schedule_record
 from kdkeras.training.provenance import provenance, write_json_atomic
 from kdkeras.training.strategy import process_share, resolve_jit_compile
 from kdkeras.training.teacher_recipes import SnapshotSaver, data_order_seed
@@ -124,6 +124,14 @@ def data_scale(splits, config: TrainConfig) -> dict:
             "num_train": n_train, "num_test": n_test, "num_classes": splits.num_classes}
 
 
+def run_schedule(config: TrainConfig, scale: dict) -> dict:
+    """The schedule `config` ran on data of `scale` (`data_scale`), named paper or shortened."""
+    return schedule_record(scale["dataset"], epochs=config.epochs,
+                           lr_decay_every=config.lr_decay_every, batch_size=config.batch_size,
+                           train_subset=config.train_subset, num_train=scale["num_train"],
+                           num_test=scale["num_test"], lr_decay_factor=config.lr_decay_factor)
+
+
 def fit_in_run_dir(model, splits, config: TrainConfig, run_dir, *, save_name: str,
                    extra_results: dict | None = None) -> dict:
     """Trains `model` (a `Distiller`) with checkpoints in `run_dir`; saves its student.
@@ -213,6 +221,8 @@ def save_results(model, splits, config: TrainConfig, run_dir: Path, test_ds, his
     """Evaluates the trained student, saves it as `run_dir/save_name`, writes `results.json`."""
     final = model.evaluate(test_ds, return_dict=True, verbose=0)
     saved = save_model_atomic(model.student, run_dir / save_name)
+    scale = data_scale(splits, config)
+    schedule = run_schedule(config, scale)
     results = {
         "model": model.student.name,
         "test_accuracy": float(final["accuracy"]),
@@ -223,8 +233,9 @@ def save_results(model, splits, config: TrainConfig, run_dir: Path, test_ds, his
         **(extra_results or {}),
         "config": config.to_dict(),
         "history": history,
-        "provenance": provenance(preset=config.preset, seed=config.seed, epochs=config.epochs,
-                                 **data_scale(splits, config)),
+        "schedule": schedule,
+        "provenance": provenance(preset=preset_label(config.preset, schedule), seed=config.seed,
+                                 epochs=config.epochs, **scale),
     }
     write_json_atomic(run_dir / "results.json", results)
     return results

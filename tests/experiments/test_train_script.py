@@ -30,6 +30,9 @@ def test_run_directory_holds_model_config_history_and_provenance(smoke_run):
     results = json.loads((workdir / "results.json").read_text())
     prov = results["provenance"]
     assert prov["preset"] == "smoke" and prov["seed"] == 0 and prov["epochs"] == 1
+    assert results["schedule"]["name"] == "shortened"
+    assert results["schedule"]["description"].startswith(
+        "1 epochs, lr ×0.1 every 50, batch 32, 256 training images (the paper: 200 epochs")
     assert prov["num_train"] == 256 and prov["num_test"] == 128
     assert prov["dataset"] == "image_folder" and len(prov["git_commit"]) >= 7
     assert "cpu" in prov["machine"] and prov["date"].startswith("20")
