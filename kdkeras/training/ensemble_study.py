@@ -84,7 +84,8 @@ def run_study(base, teachers: Sequence[str], *, variants: Sequence[str], seeds: 
 
 def summarise(root, variants: Sequence[str], seeds: Sequence[int],
               ks: Sequence[int] = (1, 3)) -> dict:
-    """Top-1 per (variant, K) over seeds and each variant's paired K_max − K_min difference."""
+    """Top-1 per (variant, K) over seeds, each variant's paired K_max − K_min difference and,
+    at K_max, each variant minus every variant listed before it (`K<max>_between_variants`)."""
     out = {"variants": {}, "scale": None, "ks": list(ks)}
     lo, hi = min(ks), max(ks)
     commits = set()
@@ -116,6 +117,14 @@ def summarise(root, variants: Sequence[str], seeds: Sequence[int],
                                                     by_k[f"K{lo}"]["by_seed"])
             or {"mean": None, "std": None, "n": 0, "seeds": [], "ci95": None},   # not yet run
         }
+    # At the largest K, every variant against each one listed before it, paired by seed
+    # (e.g. "aligned − ours"): the comparisons the lab notebook reads off, kept here so
+    # that each quoted gap has its file.
+    done = [v for v in variants if out["variants"][v][f"K{hi}"]["by_seed"]]
+    out[f"K{hi}_between_variants"] = {
+        f"{a} − {b}": paired_difference(out["variants"][a][f"K{hi}"]["by_seed"],
+                                        out["variants"][b][f"K{hi}"]["by_seed"])
+        for i, a in enumerate(done) for b in done[:i]}
     if out["scale"] is not None:   # the code each run ran at (a study may span commits)
         out["scale"]["run_commits"] = sorted(commits - {None})
     return out

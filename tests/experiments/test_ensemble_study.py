@@ -58,6 +58,11 @@ def test_summary_pairs_each_k2_run_with_its_k1_twin(study):
         diffs = [top1[2, s] - top1[1, s] for s in (0, 1)]
         assert v["K2_minus_K1"]["mean"] == pytest.approx(sum(diffs) / 2)
         assert v["K2_minus_K1"]["seeds"] == [0, 1]
+    between = summary["K2_between_variants"]
+    assert list(between) == ["aligned − ours"]
+    k2 = {v: summary["variants"][v]["K2"]["by_seed"] for v in ("ours", "aligned")}
+    assert between["aligned − ours"]["per_seed"] == pytest.approx(
+        [k2["aligned"][s] - k2["ours"][s] for s in (0, 1)])
     config = json.loads((run_dir(root / "runs", "aligned", 2, 1) / "results.json").read_text())
     assert config["distill_config"]["teacher_alignment"] == "procrustes"
     assert len(config["teachers"]) == 2 and config["config"]["seed"] == 1
