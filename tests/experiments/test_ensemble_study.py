@@ -125,7 +125,7 @@ def test_notebook_renders_the_study_and_lists_what_is_not_run(study, tmp_path):
                      for o in outputs)
     assert str(ensemble_dir) in text
     assert "| independent | 1000 test |" in text                     # the similarity table
-    assert "Teacher sets not yet measured: branched, snapshot" in text
+    assert "Teacher sets not yet measured: snapshot-8e, branched-8e, independent-8e" in text
     assert "| ours | (the paper's P3) |" in text
     assert "| aligned | teacher_alignment=procrustes |" in text
     assert "variants not yet run: adapters, confidence, closest, kl_to_mean" in text
