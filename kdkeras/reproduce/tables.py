@@ -370,13 +370,18 @@ def _comparison(n: int, p: Pair) -> Table:
             kd_row(p, "SSKD_SVD, gradient clip off", "sskd_svd", in_paper=False,
                    compare_to="SSKD_SVD", beta_mode="off"),
             kd_row(p, "RKD", "rkd"), ours_row(p),
-            ours_beta_off_row(p, "Ours, β off", compare_to=_OURS))
+            ours_beta_off_row(p, "Ours, β off", compare_to=_OURS),
+            kd_row(p, "Ours without P3 (teacher 0 alone)", "ours", k=1, in_paper=False,
+                   compare_to=_OURS))
     return Table(n, "comparison", p.key, f"Comparison with other KD methods, {p.title}",
                  rows, baseline=student.label, headline=_OURS, cost=True,
                  notes="Baselines use one teacher, ours K=3; each is compared with the student "
                        "alone. FSP is two-stage as in its references. SSKD_SVD keeps its code's "
                        "per-variable gradient clip (sseung0703's rule); the clip-off and β-off "
-                       "rows (kdkeras) isolate those gradient rules. Cost columns are the "
+                       "rows (kdkeras) isolate those gradient rules, and the row without P3 "
+                       "(kdkeras; ours with teacher 0 alone, the baselines' teacher) "
+                       "isolates the ensemble, so each baseline can be read against ours "
+                       "with the same one teacher. Cost columns are the "
                        "teacher's and the student's (params, FLOPs, batch-1 latency).")
 
 
