@@ -98,6 +98,7 @@ def device_calls(paths) -> list[dict]:
 
 def scale(runs: list[dict], calls: list[dict], seeds) -> dict:
     from kdkeras.reproduce.records import TEACHER_MODELS, schedule_record
+    from kdkeras.training.config import preset_label
     from kdkeras.training.provenance import provenance
 
     # The students' scale (the teachers trained longer).
@@ -117,13 +118,12 @@ def scale(runs: list[dict], calls: list[dict], seeds) -> dict:
               "run_commits": sorted({r.get("provenance", {}).get("git_commit") for r in runs}
                                     - {None}),
               "device_calls": calls}
-    # The schedule itself; a shortened one is never labelled "paper" (records.py).
+    # The schedule itself; a shortened one is never labelled "paper" (preset_label).
     record["schedule"] = schedule_record(data.get("dataset") or "cifar10_jpeg", {
         "epochs": record["epochs"], "lr_decay_every": record["lr_decay_every"],
         "batch_size": record["batch_size"], "train_subset": student["config"].get("train_subset"),
         "data": data})
-    if record["preset"] == "paper" and record["schedule"]["name"] != "paper":
-        record["preset"] = "paper-shortened"
+    record["preset"] = preset_label(record["preset"], record["schedule"])
     prov = provenance(**{k: record[k] for k in ("preset", "seeds", "dataset", "num_train",
                                                  "num_test", "epochs", "batch_size")})
     # The runs computed on the GPU: name it and the carried commits, not this machine.
