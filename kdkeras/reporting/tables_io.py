@@ -158,7 +158,7 @@ def _schedule(scale: dict) -> str:
     preset, epochs = scale.get("preset"), scale.get("epochs")
     paper_epochs = _PAPER_EPOCHS.get(scale.get("dataset"), _PAPER_CIFAR_EPOCHS)
     # Files from before the schedule was recorded say `paper` with fewer epochs;
-    # newer ones say `paper-shortened` (kdkeras.reproduce.records.schedule_record).
+    # newer ones say `paper-shortened` (kdkeras.training.config.preset_label).
     if preset in ("paper", "paper-shortened") and epochs is not None and epochs != paper_epochs:
         return (f"the paper's recipe shortened to {epochs} epochs (preset `paper` with "
                 f"--epochs={epochs}; the paper trains {paper_epochs})")
