@@ -67,9 +67,16 @@ def kl_to_mean_teacher(teacher_logits: Sequence[Tensor], student_logits: Tensor,
     """KL(p̄ ‖ p_S) per example, p̄ = Σ_k w_k(x) · softmax(z_k / T).
 
     Args and returns as `mean_of_kls`.
+
+    With one teacher p̄ = p_1 and the two forms are one loss; it is computed as
+    `mean_of_kls` (the teacher's log_softmax, not the log of its softmax), so a
+    K=1 run gives the same numbers bit for bit under either form, and the
+    ensemble study runs it once.
     """
     teacher_logits = list(teacher_logits)
     w = _weights(teacher_logits, student_logits, weights)
+    if len(teacher_logits) == 1:
+        return mean_of_kls(teacher_logits, student_logits, weights=weights, temperature=temperature)
     kl_divergence(teacher_logits[0], student_logits, temperature=temperature)  # checks shapes, T
     probs = ops.stack([ops.softmax(ops.stop_gradient(as_float32(t)) / temperature, axis=-1)
                        for t in teacher_logits], axis=1)            # (B, K, C)

@@ -37,8 +37,9 @@ VARIANTS: dict[str, tuple] = {
 
 # Variants whose options do nothing with one teacher: their K=1 twin is `ours`' K=1 run
 # (teacher 0 aligned onto itself is I; one teacher's weight is 1, closest or by
-# confidence). tests/experiments/test_ensemble_study.py checks the weights are bit-identical.
-SAME_AS_OURS_AT_K1 = ("aligned", "confidence", "closest")
+# confidence; the mean of one teacher is that teacher, and `kl_to_mean_teacher` then computes
+# `mean_of_kls`). tests/experiments/test_ensemble_study.py checks the weights are bit-identical.
+SAME_AS_OURS_AT_K1 = ("aligned", "confidence", "closest", "kl_to_mean")
 
 
 def run_variant(variant: str, k: int) -> str:

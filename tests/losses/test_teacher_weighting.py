@@ -95,6 +95,21 @@ def test_kl_forms_have_one_gradient_and_differ_by_the_teachers_disagreement(grad
     np.testing.assert_allclose(gap, js, rtol=1e-4, atol=1e-6)
 
 
+def test_kl_forms_with_one_teacher_are_one_computation():
+    # p̄ = p_1: both forms return the same numbers bit for bit (the ensemble study runs the
+    # K=1 twin of `kl_to_mean` once, as `ours`), at T = 1 and T = 4, with and without weights.
+    rng = np.random.default_rng(3)
+    t = [(8 * rng.normal(size=(6, 10))).astype("float32")]
+    s = (8 * rng.normal(size=(6, 10))).astype("float32")
+    for temp in (1.0, 4.0):
+        for w in (None, np.ones((6, 1), "float32")):
+            want = np.asarray(losses.mean_of_kls(t, s, w, temp))
+            np.testing.assert_array_equal(np.asarray(losses.kl_to_mean_teacher(t, s, w, temp)), want)
+            np.testing.assert_array_equal(
+                np.asarray(losses.ensemble_kl(t, s, form="kl_to_mean", weights=w, temperature=temp)), want)
+        np.testing.assert_array_equal(want, np.asarray(losses.kl_divergence(t[0], s, temperature=temp)))
+
+
 def test_mean_of_kls_with_uniform_weights_is_the_mean_of_kl_divergence():
     rng = np.random.default_rng(2)
     t = [rng.normal(size=(2, 5)).astype("float32") for _ in range(3)]
