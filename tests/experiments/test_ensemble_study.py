@@ -10,6 +10,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import shutil
 
 import keras
@@ -129,4 +130,5 @@ def test_notebook_renders_the_study_and_lists_what_is_not_run(study, tmp_path):
     assert "| ours | (the paper's P3) |" in text
     assert "| aligned | teacher_alignment=procrustes |" in text
     assert "variants not yet run: adapters, confidence, closest, kl_to_mean" in text
+    assert re.search(r"independent ours +spread \d+\.\d\d \(raw\): K=2 − K=1 [+-]\d", text)
     assert sum(bool(o.get("data", {}).get("image/png")) for o in outputs) >= 2
