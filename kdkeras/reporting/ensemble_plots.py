@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Optional
 
+from kdkeras.reporting.plots import _pyplot
+
 # Which Gram spread each variant's students chase: the raw teachers' for the paper's
 # P3, the Procrustes-aligned teachers' for `aligned` (its averaged target).
 SPREAD_OF_VARIANT = {"ours": "raw", "aligned": "procrustes"}
@@ -29,12 +31,6 @@ def load_results(folder) -> tuple[dict, dict]:
     studies = {p.stem.removeprefix("variants-"): json.loads(p.read_text())
                for p in sorted(folder.glob("variants-*.json"))}
     return similarity, studies
-
-
-def _pyplot():
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _k_range(study: dict) -> tuple[int, int]:
@@ -150,8 +146,9 @@ def spread_against_gain(similarity: Mapping[str, dict], studies: Mapping[str, di
     lo, hi = points[0]["k"]
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_xscale("log")
+    spreads = [p["spread"] for p in points]
     ticks = [t for t in (0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50)
-             if min(p["spread"] for p in points) / 2 <= t <= 2 * max(p["spread"] for p in points)]
+             if min(spreads) / 2 <= t <= 2 * max(spreads)]
     ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
     ax.minorticks_off()
     ax.set_xlabel("spread about the mean Gram, `ours` convention (log)")
