@@ -14,9 +14,15 @@
 # the row it is compared with and the difference paired by seed with its 95% t interval,
 # kdkeras.reproduce.records) and $RESULTS/tables.md (those numbers as tables).
 #
+# The VGG-11 -> VGG-6 tables (issue 20) are the same recipe with the VGG-11 teachers:
+#   TABLES=1,4,7,10,13,16 TEACHERS=<dir holding vgg11-s{0,1,2}/model.keras> \
+#     scripts/rerun_controlled_tables.sh
+# (docs/reproduce.md: how those teachers were trained; their weights are not committed).
+#
 # Knobs (environment): TABLES, SEEDS, EPOCHS, DECAY (lr decay period), SUBSET, DATA,
-# TEACHERS, RESULTS, RUNS, PY; SMOKE=1 runs the same tables on synthetic data at the smoke
-# preset with its own one-checkpoint teachers (tests/reproduce/test_rerun_recipe.py).
+# TEACHERS, RESULTS, RUNS, PY, TITLE (of tables.md); SMOKE=1 runs the same tables on
+# synthetic data at the smoke preset with its own one-checkpoint teachers
+# (tests/reproduce/test_rerun_recipe.py).
 #
 # On a lent GPU (JAX, no TensorFlow) the same rows run through scripts/gpu/: e.g.
 #   scripts/gpu/run_on_gpu.sh --preset=fast --train_subset=10000 --seeds=0,1,2 \
@@ -30,7 +36,7 @@ TABLES=${TABLES:-5,8,11,14,17}
 SEEDS=${SEEDS:-3}
 RESULTS=${RESULTS:-results/cifar10-jpeg/controlled}
 RUNS=${RUNS:-runs/reproduce-controlled}
-TITLE="Controlled re-runs (issue 15), ResNet-32 → ResNet-8 on CIFAR-10 (JPEG)"
+TITLE=${TITLE:-"Controlled re-runs (issues 15 and 20) on CIFAR-10 (JPEG)"}
 if [ "${SMOKE:-0}" = 1 ]; then
   SCALE=(--preset=smoke --dataset=synthetic)
   TITLE="Controlled re-runs at smoke scale (synthetic data)"
