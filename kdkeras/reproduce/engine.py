@@ -114,7 +114,17 @@ class Reproducer:
             root = Path(self.s.teachers_dir)
             # experiments/train.py runs collected as <model>-s<k> are found too.
             other = root / f"{model}-s{seed}"
-            return other if (other / "model.keras").exists() else root / model / f"seed-{seed}"
+            if (other / "model.keras").exists():
+                return other
+            if (other / "results.json").exists():
+                # A teacher's records committed without its weights (too large for git):
+                # training a fresh one in its place would silently change the teacher.
+                raise ValueError(
+                    f"{other} holds the records of a {model} teacher (seed {seed}) but not "
+                    f"its weights (model.keras). Copy or train that teacher there (its "
+                    f"results.json records the recipe, the folder's README the command), or "
+                    f"pass a --teachers_dir that holds the weights.")
+            return root / model / f"seed-{seed}"
         return self.root(family) / "models" / model / f"seed-{seed}"
 
     def train(self, model: str, seed: int, family: str):
@@ -132,6 +142,16 @@ class Reproducer:
                 return given
         cfg = self.config(TrainConfig, family, workdir, **values)
         return self._run(cfg, f"{model} alone, seed {seed}", family)
+
+    def check_teachers_dir(self, numbers) -> None:
+        """Fails before any run if teachers_dir holds records of these tables' teachers
+        without their weights (`model_dir` says which)."""
+        if not self.s.teachers_dir:
+            return
+        for n in numbers:
+            table = paper_tables.get(n)
+            for seed in range(max(3, len(self.s.seeds))):   # K <= 3 teachers, or a seed's
+                self.model_dir(paper_tables.PAIRS[table.pair].teacher, seed, table.family)
 
     def teacher_paths(self, model: str, k: int, family: str) -> list[str]:
         """K teacher checkpoints (seeds 0..K-1), trained first where missing."""
@@ -269,6 +289,7 @@ def _reproduce(numbers, settings: Settings) -> int:
         raise ValueError(f"Rows {sorted(unknown)} are not in tables {list(numbers)}. "
                          f"Their rows: {sorted(labels)}.")
     rep = Reproducer(settings)
+    rep.check_teachers_dir(numbers)
     failed = 0
     for n in numbers:
         table = paper_tables.get(n)

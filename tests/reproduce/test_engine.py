@@ -3,6 +3,8 @@
 The engine's runs end to end are in `test_smoke_reproduction.py`.
 """
 
+import pytest
+
 from kdkeras.reproduce import Reproducer, Settings, split_by_pair, tables
 
 
@@ -23,6 +25,21 @@ def test_teachers_dir_accepts_collected_train_runs(tmp_path):
     assert rep.model_dir("resnet32", 0, "cifar") == tmp_path / "resnet32" / "seed-0"
     # Students trained alone never live among the teachers.
     assert rep.model_dir("resnet8", 0, "cifar").parts[-3:] == ("models", "resnet8", "seed-0")
+
+
+def test_teachers_dir_with_records_but_no_weights_is_a_clear_error(tmp_path):
+    # e.g. results/cifar10-jpeg/teachers-vgg11: the VGG-11s' records, weights kept elsewhere.
+    (tmp_path / "vgg11-s2").mkdir()
+    (tmp_path / "vgg11-s2" / "results.json").write_text("{}")
+    rep = Reproducer(Settings(teachers_dir=str(tmp_path)))
+    with pytest.raises(ValueError, match=r"vgg11-s2 holds the records of a vgg11 teacher "
+                                         r"\(seed 2\) but not its weights \(model.keras\)"):
+        rep.model_dir("vgg11", 2, "cifar")
+    assert rep.model_dir("vgg11", 0, "cifar") == tmp_path / "vgg11" / "seed-0"
+    # The reproduce run checks up front, before its first table trains anything.
+    with pytest.raises(ValueError, match="vgg11-s2 holds the records"):
+        rep.check_teachers_dir([4])
+    rep.check_teachers_dir([5])   # ResNet-32 teachers: none of them here, trained as usual
 
 
 def test_smoke_turns_graph_optimisation_off_for_its_runs_only(monkeypatch):
