@@ -128,3 +128,51 @@ def test_gpu_table_collector_builds_table_files_from_runs_keyed_by_what_they_are
     table5 = json.loads((tmp_path / "out2" / "table_5.json").read_text())
     assert table5["status"] == "partial"
     assert {r["label"]: r["status"] for r in table5["rows"]}["P1 cross-two"] == "missing"
+
+
+def _teacher_run(path: Path, *, seed, acc, weights=b"abc"):
+    path.mkdir(parents=True)
+    prov = {"seed": seed, "git_commit": "30c0fd29d9330ff0", "date": "2026-12-03",
+            "machine": {"device": "CPU (2 cores)"}, "num_train": 50000, "num_test": 10000,
+            "dataset": "cifar10_jpeg", "preset": "paper-shortened"}
+    (path / "results.json").write_text(json.dumps({
+        "model": "vgg11", "test_accuracy": acc, "epochs": 8, "provenance": prov,
+        "schedule": {"description": "8 epochs, lr ×0.1 every 6"},
+        "history": [{"seconds": 300.25}, {"seconds": 100.0}]}))
+    (path / "history.csv").write_text("epoch,accuracy\n")
+    if weights is not None:
+        (path / "model.keras").write_bytes(weights)
+
+
+def test_teacher_collector_copies_records_and_pins_the_weights_by_hash(tmp_path):
+    runs = tmp_path / "runs"
+    _teacher_run(runs / "vgg11-s0", seed=0, acc=0.7826)
+    _teacher_run(runs / "vgg11-s1", seed=1, acc=0.5, weights=None)   # still training
+    proc = _run("collect_teachers.py", runs, tmp_path / "out")
+    assert "skipped" in proc.stdout and "vgg11-s1" in proc.stdout
+    out = tmp_path / "out"
+    assert sorted(p.name for p in (out / "vgg11-s0").iterdir()) == ["history.csv",
+                                                                     "results.json"]
+    assert not (out / "vgg11-s1").exists()
+    (entry,) = json.loads((out / "teachers.json").read_text())
+    assert entry["folder"] == "vgg11-s0" and entry["seed"] == 0 and entry["seconds"] == 400.2
+    # SHA-256 of b"abc" (FIPS 180-2, appendix B.1).
+    assert entry["model_keras"] == {
+        "bytes": 3, "committed": False, "trained_in": str(runs / "vgg11-s0"),
+        "sha256": "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"}
+    assert "| `vgg11-s0/` | 0 | 78.26 | 8 epochs, lr ×0.1 every 6 | 50000 / 10000 | 400 |" \
+        in proc.stdout
+    _run("collect_teachers.py", runs, tmp_path / "with", "--weights")
+    assert (tmp_path / "with" / "vgg11-s0" / "model.keras").read_bytes() == b"abc"
+    assert json.loads((tmp_path / "with" / "teachers.json").read_text())[0][
+        "model_keras"]["committed"] is True
+
+
+def test_teacher_collector_with_nothing_finished_is_one_clear_error(tmp_path):
+    _teacher_run(tmp_path / "runs" / "vgg11-s0", seed=0, acc=0.5, weights=None)
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "collect_teachers.py"),
+                           str(tmp_path / "runs"), str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: no finished teacher run")
+    assert not (tmp_path / "out" / "teachers.json").exists()
