@@ -53,7 +53,7 @@ def collect(src: Path, dst: Path, weights: bool) -> list[dict]:
     entries = []
     for run in sorted(p for p in src.glob("*-s*") if p.is_dir()):
         if not ((run / "results.json").exists() and (run / "model.keras").exists()):
-            print(f"skipped {run}: not finished (no results.json and model.keras)")
+            print(f"skipped {run}: not finished (it needs results.json and model.keras)")
             continue
         out = dst / run.name
         out.mkdir(parents=True, exist_ok=True)
