@@ -150,7 +150,9 @@ class Reproducer:
             return
         for n in numbers:
             table = paper_tables.get(n)
-            for seed in range(max(3, len(self.s.seeds))):   # K <= 3 teachers, or a seed's
+            # Teachers 0..K-1 of its rows; a "Teacher" row trains one per run seed.
+            k = max(row.num_teachers for row in table.rows)
+            for seed in sorted(set(range(k)) | set(self.s.seeds)):
                 self.model_dir(paper_tables.PAIRS[table.pair].teacher, seed, table.family)
 
     def teacher_paths(self, model: str, k: int, family: str) -> list[str]:

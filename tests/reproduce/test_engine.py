@@ -40,6 +40,10 @@ def test_teachers_dir_with_records_but_no_weights_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="vgg11-s2 holds the records"):
         rep.check_teachers_dir([4])
     rep.check_teachers_dir([5])   # ResNet-32 teachers: none of them here, trained as usual
+    # Table 4 (K=1) at seed 0 uses vgg11-s0 only: seed 2's records are not in its way.
+    Reproducer(Settings(teachers_dir=str(tmp_path), seeds=(0,))).check_teachers_dir([4])
+    with pytest.raises(ValueError, match="vgg11-s2 holds the records"):
+        Reproducer(Settings(teachers_dir=str(tmp_path), seeds=(0,))).check_teachers_dir([1])
 
 
 def test_smoke_turns_graph_optimisation_off_for_its_runs_only(monkeypatch):
